@@ -1,0 +1,10 @@
+pub mod local;
+pub mod plan;
+pub mod sample_data;
+pub mod validate;
+
+pub mod errors {
+    pub fn markdown() -> String {
+        ferry_core::error::catalogue_markdown()
+    }
+}

@@ -1,0 +1,91 @@
+//! `ferry`: validate migration specs, make sample data, prepare and run migrations locally.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Migrate PostgreSQL into DynamoDB, and prove the copy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a migration spec; every mistake is reported with its field path.
+    Validate {
+        /// The spec file (TOML).
+        spec: PathBuf,
+    },
+    /// Show what a run of the spec would do, step by step, without touching anything.
+    Plan {
+        spec: PathBuf,
+        /// Only this domain (default: every domain).
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Create the sample databases (rates & availability) and fill them deterministically.
+    SampleData(commands::sample_data::Args),
+    /// Prepare the local AWS emulator for ferry.
+    Local {
+        #[command(subcommand)]
+        command: LocalCommand,
+    },
+    /// Print the error catalogue as Markdown (the source of docs/errors.md).
+    Errors,
+}
+
+#[derive(Subcommand)]
+enum LocalCommand {
+    /// Create the state table in the emulator (idempotent).
+    Init {
+        /// The state table's name.
+        #[arg(long, env = "FERRY_STATE_TABLE", default_value = "ferry-state")]
+        state_table: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { spec } => commands::validate::run(&spec),
+        Command::Plan { spec, domain } => commands::plan::run(&spec, domain.as_deref()),
+        Command::SampleData(args) => runtime().block_on(commands::sample_data::run(args)),
+        Command::Local {
+            command: LocalCommand::Init { state_table },
+        } => runtime().block_on(commands::local::init(&state_table)),
+        Command::Errors => {
+            print!("{}", commands::errors::markdown());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}

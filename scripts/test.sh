@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script): formatting, clippy
+# with warnings as errors, shellcheck, then every unit and integration test against a real
+# PostgreSQL and the moto server. It installs what is missing and starts the local services
+# (stopping them again at the end unless they were already running).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$FERRY_REPO"
+
+have cargo || die "cargo not found: install Rust first (https://rustup.rs)"
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+log "checking formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+log "linting (cargo clippy --all-targets -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+have shellcheck || apt_install shellcheck
+log "checking shell scripts (shellcheck)"
+shellcheck -x .ci/run scripts/*.sh scripts/lib/*.sh
+
+log "building (the CLI tests run the ferry binary)"
+cargo build --workspace --all-targets --locked
+
+if scripts/local-stack.sh status >/dev/null 2>&1; then
+  log "using the local stack that is already running"
+else
+  trap 'scripts/local-stack.sh stop || true' EXIT
+fi
+env_file="$(scripts/local-stack.sh start)"
+set -a
+# shellcheck disable=SC1090
+source "$env_file"
+set +a
+
+log "smoke-checking the local stack scripts and the emulator patches"
+scripts/check-local-stack.sh
+
+log "running the tests (PostgreSQL at ${FERRY_DATABASE_URL}, AWS emulator at ${AWS_ENDPOINT_URL})"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  log "cargo-nextest not found; using cargo test"
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+log "running the demo, small (the README's other command must stay green too)"
+FERRY_DEMO_ROWS_PER_PARTITION=2000 scripts/demo.sh >/dev/null
+log "all checks passed"

@@ -1,0 +1,163 @@
+//! The shared harness of ferry's integration tests.
+//!
+//! Tests need a real PostgreSQL and the local AWS emulator. The harness finds them through
+//! `FERRY_DATABASE_URL` and `AWS_ENDPOINT_URL` (what `scripts/test.sh` exports), or else starts
+//! them with `scripts/local-stack.sh start`, which is idempotent and locked, so the many test
+//! processes of one run share one stack. Nothing is ever skipped: when the services cannot be
+//! found or started, the test fails and says how to start them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// Where the local services listen.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Admin URL of the test PostgreSQL (database `postgres`).
+    pub database_url: String,
+    /// The AWS emulator's endpoint.
+    pub aws_endpoint: String,
+    pub aws_region: String,
+}
+
+impl Services {
+    /// Environment variables that point a `ferry` process at these services.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("FERRY_DATABASE_URL", self.database_url.clone()),
+            ("AWS_ENDPOINT_URL", self.aws_endpoint.clone()),
+            ("AWS_REGION", self.aws_region.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ]
+    }
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The local services, found or started once per process.
+pub fn services() -> &'static Services {
+    static SERVICES: OnceLock<Services> = OnceLock::new();
+    SERVICES.get_or_init(|| {
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let env = match (from_env("FERRY_DATABASE_URL"), from_env("AWS_ENDPOINT_URL")) {
+            (Some(database_url), Some(aws_endpoint)) => HashMap::from([
+                ("FERRY_DATABASE_URL".to_string(), database_url),
+                ("AWS_ENDPOINT_URL".to_string(), aws_endpoint),
+            ]),
+            _ => start_local_stack(),
+        };
+        Services {
+            database_url: env["FERRY_DATABASE_URL"].clone(),
+            aws_endpoint: env["AWS_ENDPOINT_URL"].clone(),
+            aws_region: from_env("AWS_REGION").unwrap_or_else(|| "us-east-1".to_string()),
+        }
+    })
+}
+
+fn start_local_stack() -> HashMap<String, String> {
+    let script = repo_root().join("scripts/local-stack.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("start")
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()));
+    if !output.status.success() {
+        panic!(
+            "the integration tests need PostgreSQL and the AWS emulator, and starting them \
+             failed.\nStart them yourself with `scripts/local-stack.sh start` and export what \
+             `scripts/local-stack.sh env` prints (FERRY_DATABASE_URL, AWS_ENDPOINT_URL), or run \
+             `scripts/test.sh`.\n--- local-stack.sh said:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let env_file = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let text = std::fs::read_to_string(&env_file)
+        .unwrap_or_else(|err| panic!("cannot read the local stack's env file {env_file}: {err}"));
+    parse_env_file(&text)
+}
+
+/// Reads `export NAME=value` lines (values may be single- or double-quoted).
+pub fn parse_env_file(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("export "))
+        .filter_map(|assignment| assignment.split_once('='))
+        .map(|(name, value)| {
+            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// Admin URL of the test PostgreSQL.
+pub fn postgres_url() -> String {
+    services().database_url.clone()
+}
+
+/// The same server, database `database`.
+pub fn postgres_url_for(database: &str) -> String {
+    let base = postgres_url();
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("FERRY_DATABASE_URL ends in /<database>");
+    format!("{server}/{database}")
+}
+
+/// An AWS SDK configuration pointing at the emulator, with its dummy credentials.
+pub async fn aws_config() -> SdkConfig {
+    let services = services();
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&services.aws_endpoint)
+        .region(Region::new(services.aws_region.clone()))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "ferry-tests",
+        ))
+        .load()
+        .await
+}
+
+/// A fresh name for a test's own database or table prefix: lowercase, safe as an unquoted SQL
+/// identifier and as part of a DynamoDB table name, unique across parallel tests and runs.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "t_{prefix}_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    )
+}
+
+/// The `ferry` binary built alongside the tests (`target/<profile>/ferry`).
+pub fn ferry_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/integration-<hash> -> target/<profile>/ferry
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let binary = profile_dir.join("ferry");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (`cargo build -p ferry-cli`; scripts/test.sh does)",
+        binary.display()
+    );
+    binary
+}
+
+/// A `ferry` command with the local services in its environment.
+pub fn ferry() -> Command {
+    let mut command = Command::new(ferry_binary());
+    command.envs(services().env());
+    command
+}

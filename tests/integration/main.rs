@@ -1,0 +1,6 @@
+//! ferry's integration tests: one binary, real PostgreSQL and the local AWS emulator, found or
+//! started by the harness (`ferry_tests`). Each test works in its own database or table.
+
+mod cli;
+mod sample_data;
+mod state_store;
