@@ -39,6 +39,16 @@ enum Command {
         #[command(subcommand)]
         command: LocalCommand,
     },
+    /// Benchmarks that print a ratio against a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+    /// Run Step Functions definitions in the local engine.
+    Sfn {
+        #[command(subcommand)]
+        command: SfnCommand,
+    },
     /// Print the error catalogue as Markdown (the source of docs/errors.md).
     Errors,
 }
@@ -53,6 +63,18 @@ enum LocalCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Plan + extract of a BaseRate-shaped table to DynamoDB JSON, vs `psql \copy | gzip -1`.
+    Extract(commands::bench::ExtractArgs),
+}
+
+#[derive(Subcommand)]
+enum SfnCommand {
+    /// Run one execution and print its result as JSON.
+    Run(commands::sfn::RunArgs),
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -63,12 +85,18 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Sfn {
+            command: SfnCommand::Run(args),
+        } => return commands::sfn::run(args),
         Command::Validate { spec } => commands::validate::run(&spec),
         Command::Plan { spec, domain } => commands::plan::run(&spec, domain.as_deref()),
         Command::SampleData(args) => runtime().block_on(commands::sample_data::run(args)),
         Command::Local {
             command: LocalCommand::Init { state_table },
         } => runtime().block_on(commands::local::init(&state_table)),
+        Command::Bench {
+            command: BenchCommand::Extract(args),
+        } => runtime().block_on(commands::bench::extract(args)),
         Command::Errors => {
             print!("{}", commands::errors::markdown());
             Ok(())

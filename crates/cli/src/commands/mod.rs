@@ -1,6 +1,8 @@
+pub mod bench;
 pub mod local;
 pub mod plan;
 pub mod sample_data;
+pub mod sfn;
 pub mod validate;
 
 pub mod errors {

@@ -1,0 +1,315 @@
+//! `ferry bench extract` (issue 7 item 8): in one run, for each codec, the baseline
+//! `psql -c "\copy (SELECT …) TO STDOUT (FORMAT csv)" | gzip -1` (or `| zstd -1`) against ferry's
+//! plan + extract of the same rows to DynamoDB JSON with the same codec in a local directory,
+//! chunks in parallel on every core. Ratios, never absolute timings, are what to compare.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_core::spec::{Compression, TableSource, TableSpec};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::extract::{describe_table, extract_chunk, ExtractOptions};
+use crate::item::ItemMapper;
+use crate::plan::{plan_table, table_size};
+use crate::sink::LocalDirSink;
+
+/// The benchmark table, shaped like the sample dataset's `base_rate`.
+pub const BENCH_TABLE: &str = "ferry_bench_base_rate";
+pub const DEFAULT_ROWS: u64 = 2_000_000;
+
+#[derive(Debug, Clone)]
+pub struct ExtractBenchOptions {
+    /// A `postgres://` URL; the benchmark table is created in its database when missing.
+    pub database_url: String,
+    pub rows: u64,
+    /// Where both sides write their files (emptied per codec).
+    pub work_dir: PathBuf,
+    /// Chunks extracted at once; defaults to the number of cores.
+    pub parallelism: Option<usize>,
+    pub codecs: Vec<Compression>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CodecResult {
+    pub codec: Compression,
+    pub baseline_rows_per_second: f64,
+    pub baseline_bytes: u64,
+    pub ferry_rows_per_second: f64,
+    pub ferry_bytes: u64,
+    pub chunks: usize,
+    /// ferry rows/s ÷ baseline rows/s.
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExtractBenchReport {
+    pub rows: u64,
+    pub parallelism: usize,
+    pub results: Vec<CodecResult>,
+    /// Peak resident memory of this process (`VmHWM`), when the platform tells.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+impl ExtractBenchReport {
+    /// The lines `ferry bench extract` prints; one `ratio: X.XX` line per codec.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "rows: {}, parallelism: {}",
+            self.rows, self.parallelism
+        )];
+        for r in &self.results {
+            let codec = crate::encode::import_compression_type(r.codec);
+            out.push(format!(
+                "{codec}: baseline {:.0} rows/s ({} bytes), ferry {:.0} rows/s ({} bytes, {} chunks)",
+                r.baseline_rows_per_second, r.baseline_bytes, r.ferry_rows_per_second, r.ferry_bytes, r.chunks
+            ));
+        }
+        if let Some(peak) = self.peak_memory_bytes {
+            out.push(format!(
+                "ferry peak memory: {:.1} MiB",
+                peak as f64 / 1048576.0
+            ));
+        }
+        for r in &self.results {
+            out.push(format!("ratio: {:.2}", r.ratio));
+        }
+        out
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("database: {}", .0.as_db_error().map_or_else(|| .0.to_string(), |e| e.message().to_owned()))]
+    Database(#[from] tokio_postgres::Error),
+    #[error("extract: {0}")]
+    Extract(#[from] crate::extract::ExtractError),
+    #[error("{0}")]
+    Other(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the benchmark and returns what it measured.
+pub async fn extract(options: &ExtractBenchOptions) -> Result<ExtractBenchReport, BenchError> {
+    let config: Config = options
+        .database_url
+        .parse()
+        .map_err(|e| BenchError::Other(format!("invalid database URL: {e}")))?;
+    let client = connect(&config).await?;
+    ensure_table(&client, options.rows).await?;
+    let parallelism = options.parallelism.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let mut results = Vec::new();
+    for &codec in &options.codecs {
+        let dir = options
+            .work_dir
+            .join(crate::encode::import_compression_type(codec));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let (baseline_seconds, baseline_bytes) =
+            baseline(&options.database_url, codec, &dir).await?;
+        let started = Instant::now();
+        let (rows, ferry_bytes, chunks) =
+            ferry_extract(&config, &client, codec, parallelism, &dir).await?;
+        let ferry_seconds = started.elapsed().as_secs_f64();
+        if rows != options.rows {
+            return Err(BenchError::Other(format!(
+                "ferry extracted {rows} rows of {}",
+                options.rows
+            )));
+        }
+        let baseline_rate = options.rows as f64 / baseline_seconds;
+        let ferry_rate = options.rows as f64 / ferry_seconds;
+        results.push(CodecResult {
+            codec,
+            baseline_rows_per_second: baseline_rate,
+            baseline_bytes,
+            ferry_rows_per_second: ferry_rate,
+            ferry_bytes,
+            chunks,
+            ratio: ferry_rate / baseline_rate,
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(ExtractBenchReport {
+        rows: options.rows,
+        parallelism,
+        results,
+        peak_memory_bytes: peak_memory(),
+    })
+}
+
+async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Creates (or reuses, when it has exactly `rows` rows) the BaseRate-shaped table.
+async fn ensure_table(client: &Client, rows: u64) -> Result<(), BenchError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&BENCH_TABLE])
+        .await?
+        .get(0);
+    if exists {
+        let count: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {BENCH_TABLE}"), &[])
+            .await?
+            .get(0);
+        if count as u64 == rows {
+            return Ok(());
+        }
+        client
+            .batch_execute(&format!("DROP TABLE {BENCH_TABLE}"))
+            .await?;
+    }
+    // Key space as in the sample data: 4 rate plans × 3 room types × 365 stay dates per hotel.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {BENCH_TABLE} (
+                hotel_id bigint, rate_plan_id integer, room_type_id integer, stay_date date,
+                amount numeric(12,2) NOT NULL, currency char(3) NOT NULL, occupancy smallint NOT NULL,
+                extra_adult_amount numeric(10,2), updated_at timestamptz NOT NULL,
+                expiry_date date NOT NULL);
+             INSERT INTO {BENCH_TABLE}
+             SELECT 100001 + i / 4380, 1 + (i / 1095) % 4, 1 + (i / 365) % 3,
+                    date '2026-01-01' + (i % 365)::int,
+                    50 + (i * 7919 % 50000) / 100.0, 'EUR', 1 + (i % 4)::smallint,
+                    CASE WHEN i % 3 = 0 THEN NULL ELSE (i % 5000) / 100.0 END,
+                    timestamptz '2026-01-01 00:00:00+00' + (i % 100000) * interval '1 second',
+                    date '2026-04-01' + (i % 365)::int
+             FROM generate_series(0::bigint, {} - 1) AS i;
+             ALTER TABLE {BENCH_TABLE} ADD PRIMARY KEY (hotel_id, rate_plan_id, room_type_id, stay_date);",
+            rows
+        ))
+        .await?;
+    // VACUUM cannot run in the implicit transaction of a multi-statement batch.
+    client
+        .batch_execute(&format!("VACUUM ANALYZE {BENCH_TABLE}"))
+        .await?;
+    Ok(())
+}
+
+fn columns() -> &'static str {
+    "hotel_id, rate_plan_id, room_type_id, stay_date, amount, currency, occupancy, \
+     extra_adult_amount, updated_at, expiry_date"
+}
+
+/// `psql \copy ... (FORMAT csv) | gzip -1 > file` (or `zstd -1`); seconds and output bytes.
+async fn baseline(url: &str, codec: Compression, dir: &Path) -> Result<(f64, u64), BenchError> {
+    let file = dir.join("baseline.csv.out");
+    let compressor = match codec {
+        Compression::Gzip => "gzip -1",
+        Compression::Zstd => "zstd -q -1",
+    };
+    let script = format!(
+        "set -o pipefail; psql \"$FERRY_BENCH_URL\" -X -q -c \"\\copy (SELECT {} FROM {BENCH_TABLE}) TO STDOUT (FORMAT csv)\" | {compressor} > \"$FERRY_BENCH_OUT\"",
+        columns()
+    );
+    let started = Instant::now();
+    let status = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("FERRY_BENCH_URL", url)
+        .env("FERRY_BENCH_OUT", &file)
+        .status()
+        .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(BenchError::Other(format!(
+            "the baseline pipeline failed ({status}); it needs psql and {compressor} on PATH"
+        )));
+    }
+    let bytes = std::fs::metadata(&file)?.len();
+    std::fs::remove_file(&file)?;
+    Ok((seconds, bytes))
+}
+
+/// The BaseRate mapping of the example spec, reading the benchmark table.
+pub fn bench_table_spec(codec: Compression, chunk_target_mb: u64) -> TableSpec {
+    let text = include_str!("../../../examples/rates-availability.toml");
+    let spec = ferry_core::Spec::from_toml_str(text).expect("the example spec validates");
+    let mut table = spec
+        .table("BaseRate")
+        .expect("the example has BaseRate")
+        .clone();
+    table.source = TableSource::Table(format!("public.{BENCH_TABLE}"));
+    table.compression = codec;
+    table.chunk_target_mb = Some(chunk_target_mb);
+    table
+}
+
+async fn ferry_extract(
+    config: &Config,
+    client: &Client,
+    codec: Compression,
+    parallelism: usize,
+    dir: &Path,
+) -> Result<(u64, u64, usize), BenchError> {
+    let probe = bench_table_spec(codec, 1);
+    let source = describe_table(client, &format!("public.{BENCH_TABLE}")).await?;
+    let size = table_size(client, &source).await?;
+    // About four chunks per worker, so the last ones finish together.
+    let heap_mb = (size.blocks * size.block_size) >> 20;
+    let target_mb = (heap_mb / (parallelism as u64 * 4)).max(1);
+    let spec = TableSpec {
+        chunk_target_mb: Some(target_mb),
+        ..probe
+    };
+    let mapper = Arc::new(
+        ItemMapper::new(&spec, &source.columns)
+            .map_err(|e| BenchError::Extract(crate::extract::ExtractError::Map(e)))?,
+    );
+    let chunks =
+        plan_table("bench", &spec, &[("bench".to_owned(), size)]).map_err(BenchError::Other)?;
+    let chunk_count = chunks.len();
+    let source = Arc::new(source);
+    let sink = LocalDirSink::new(dir);
+    let semaphore = Arc::new(Semaphore::new(parallelism));
+    let mut tasks = JoinSet::new();
+    for chunk in chunks {
+        let (config, source, mapper, sink, semaphore) = (
+            config.clone(),
+            source.clone(),
+            mapper.clone(),
+            sink.clone(),
+            semaphore.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await.expect("never closed");
+            let client = connect(&config).await?;
+            let manifest = extract_chunk(
+                &client,
+                &source,
+                &mapper,
+                &chunk,
+                &ExtractOptions::default(),
+                &sink,
+            )
+            .await?;
+            Ok::<_, BenchError>((manifest.rows, manifest.bytes_out))
+        });
+    }
+    let (mut rows, mut bytes) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let (r, b) = done.map_err(|e| BenchError::Other(format!("a chunk task failed: {e}")))??;
+        rows += r;
+        bytes += b;
+    }
+    Ok((rows, bytes, chunk_count))
+}
+
+/// Peak resident set size from `/proc/self/status` (Linux).
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,625 @@
+//! Extract one chunk: `COPY (SELECT <columns> FROM <table> WHERE ctid range) TO STDOUT`, streamed
+//! row by row through the mapping, the digests and the compressor into an [`ObjectSink`]; then a
+//! small manifest next to it. Nothing holds the whole chunk: memory is one compressed piece plus
+//! what the sink buffers (one part for S3).
+//!
+//! The session reads with `DateStyle = ISO`, `TimeZone = UTC`, `bytea_output = hex` and
+//! `extra_float_digits = 1` (shortest exact floats), which the mapping relies on, and a statement
+//! timeout. Identifiers are always quoted; the table comes from the catalogue, never spliced
+//! from unchecked input.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_core::{Error, ErrorCode};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use crate::digest::{BucketDigests, DigestError, ItemHasher, DEFAULT_BUCKET_BITS};
+use crate::encode::ItemWriter;
+use crate::item::{ColumnKind, ItemMapper, MapError, SourceColumn};
+use crate::plan::Chunk;
+use crate::sink::{ObjectSink, ObjectUpload, SinkError};
+
+/// Everything that can stop a chunk.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("source table {table}: query failed")]
+    Source {
+        table: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("source table {0} does not exist or has no columns")]
+    NoSuchTable(String),
+    #[error(transparent)]
+    Map(#[from] MapError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("table \"{table}\": {message}")]
+    Invalid { table: String, message: String },
+    #[error("table \"{table}\": cannot hash an item")]
+    Digest {
+        table: String,
+        #[source]
+        source: DigestError,
+    },
+    #[error("compressing the chunk failed")]
+    Encode(#[from] std::io::Error),
+}
+
+impl ExtractError {
+    pub fn source(table: &str, source: tokio_postgres::Error) -> Self {
+        ExtractError::Source {
+            table: table.to_owned(),
+            source,
+        }
+    }
+}
+
+impl From<ExtractError> for Error {
+    fn from(err: ExtractError) -> Self {
+        let code = match &err {
+            // A dropped connection or a timeout may well pass on a retry of the same chunk.
+            ExtractError::Source { source, .. }
+                if source.is_closed()
+                    || source.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
+            {
+                ErrorCode::Retryable
+            }
+            ExtractError::Source { .. } | ExtractError::NoSuchTable(_) => {
+                ErrorCode::SourceUnavailable
+            }
+            ExtractError::Map(MapError::UnknownColumn { .. }) => ErrorCode::InvalidSpec,
+            ExtractError::Map(_) | ExtractError::Invalid { .. } => ErrorCode::InvalidInput,
+            ExtractError::Sink(_) => ErrorCode::Retryable,
+            ExtractError::Digest { .. } | ExtractError::Encode(_) => ErrorCode::Internal,
+        };
+        // Map errors name table, column and key: that is the message. Others keep SQL and SDK
+        // detail in the source, for logs only.
+        let message = err.to_string();
+        Error::new(code, message).with_source(err)
+    }
+}
+
+/// A source table as the catalogue describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTable {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<SourceColumn>,
+}
+
+impl SourceTable {
+    /// `"schema"."name"`, quoted.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Reads a table's columns from the catalogue. `qualified` is `schema.table` or `table`
+/// (schema `public`), as the spec's `source.table` says; a name part may be double-quoted.
+pub async fn describe_table(client: &Client, qualified: &str) -> Result<SourceTable, ExtractError> {
+    let (schema, name) = split_qualified(qualified);
+    let rows = client
+        .query(
+            "SELECT a.attname::text, t.typname::text, t.typtype, t.typcategory \
+             FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&schema, &name],
+        )
+        .await
+        .map_err(|source| ExtractError::source(qualified, source))?;
+    if rows.is_empty() {
+        return Err(ExtractError::NoSuchTable(qualified.to_owned()));
+    }
+    let columns = rows
+        .iter()
+        .map(|row| {
+            let type_name: String = row.get(1);
+            SourceColumn {
+                name: row.get(0),
+                kind: ColumnKind::from_pg_type(&type_name, row.get(2), row.get(3)),
+                type_name,
+            }
+        })
+        .collect();
+    Ok(SourceTable {
+        schema,
+        name,
+        columns,
+    })
+}
+
+fn split_qualified(qualified: &str) -> (String, String) {
+    let unquote = |part: &str| {
+        let part = part.trim();
+        match part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+            Some(inner) => inner.replace("\"\"", "\""),
+            None => part.to_owned(),
+        }
+    };
+    // Split on the first dot outside quotes.
+    let mut in_quotes = false;
+    for (i, c) in qualified.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            '.' if !in_quotes => {
+                return (unquote(&qualified[..i]), unquote(&qualified[i + 1..]));
+            }
+            _ => {}
+        }
+    }
+    ("public".to_owned(), unquote(qualified))
+}
+
+/// The COPY statement of a chunk: only the mapper's columns, arrays as `to_jsonb`.
+pub fn copy_statement(table: &SourceTable, mapper: &ItemMapper, chunk: &Chunk) -> String {
+    let columns: Vec<String> = mapper
+        .columns()
+        .iter()
+        .map(|c| match c.kind {
+            ColumnKind::Array => format!("to_jsonb({})", quote_ident(&c.name)),
+            _ => quote_ident(&c.name),
+        })
+        .collect();
+    let mut sql = format!(
+        "COPY (SELECT {} FROM {} WHERE ctid >= '({},0)'::tid",
+        columns.join(", "),
+        table.qualified(),
+        chunk.start_block
+    );
+    if let Some(end) = chunk.end_block {
+        sql.push_str(&format!(" AND ctid < '({end},0)'::tid"));
+    }
+    sql.push_str(") TO STDOUT");
+    sql
+}
+
+/// Session settings the mapping relies on, plus the statement timeout.
+pub async fn prepare_session(
+    client: &Client,
+    statement_timeout: Duration,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = {}; SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; \
+             SET bytea_output = 'hex'; SET extra_float_digits = 1; \
+             SET client_encoding = 'UTF8'",
+            statement_timeout.as_millis()
+        ))
+        .await
+}
+
+/// How a chunk is extracted.
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    pub statement_timeout: Duration,
+    pub bucket_bits: u8,
+    /// Compressed bytes handed to the sink at a time.
+    pub flush_at: usize,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            statement_timeout: Duration::from_secs(14 * 60),
+            bucket_bits: DEFAULT_BUCKET_BITS,
+            flush_at: crate::encode::DEFAULT_FLUSH_AT,
+        }
+    }
+}
+
+/// What a chunk produced; written as JSON to [`Chunk::manifest_key`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkManifest {
+    pub chunk: Chunk,
+    pub object_key: String,
+    pub rows: u64,
+    /// COPY text bytes read from PostgreSQL.
+    pub bytes_in: u64,
+    /// DynamoDB JSON bytes before compression.
+    pub bytes_json: u64,
+    /// Bytes of the stored object.
+    pub bytes_out: u64,
+    /// Primary key attributes the digests' buckets are computed from.
+    pub key_attributes: Vec<String>,
+    pub digests: BucketDigests,
+}
+
+/// Extracts one chunk to its object and manifest. On any failure the object upload is aborted,
+/// so no partial object remains; a retry writes the same keys again.
+pub async fn extract_chunk(
+    client: &Client,
+    table: &SourceTable,
+    mapper: &ItemMapper,
+    chunk: &Chunk,
+    options: &ExtractOptions,
+    sink: &dyn ObjectSink,
+) -> Result<ChunkManifest, ExtractError> {
+    chunk
+        .check_names()
+        .map_err(|message| ExtractError::Invalid {
+            table: chunk.table.clone(),
+            message,
+        })?;
+    prepare_session(client, options.statement_timeout)
+        .await
+        .map_err(|source| ExtractError::source(&table.qualified(), source))?;
+    let object_key = chunk.object_key();
+    let mut upload = sink.create(&object_key).await?;
+    let mut state = ChunkState::new(mapper, chunk, options)?;
+    let streamed = stream_rows(client, table, mapper, chunk, &mut state, upload.as_mut()).await;
+    let finished = match streamed {
+        Ok(()) => match state.finish() {
+            Ok((rest, totals)) => upload
+                .write(rest)
+                .await
+                .map(|()| totals)
+                .map_err(ExtractError::from),
+            Err(err) => Err(err),
+        },
+        Err(err) => Err(err),
+    };
+    let totals = match finished {
+        Ok(totals) => totals,
+        Err(err) => {
+            if let Err(abort) = upload.abort().await {
+                tracing::warn!(error = %abort, key = %object_key, "abort after a failed chunk failed");
+            }
+            return Err(err);
+        }
+    };
+    upload.finish().await?;
+    let manifest = ChunkManifest {
+        chunk: chunk.clone(),
+        object_key,
+        rows: totals.rows,
+        bytes_in: totals.bytes_in,
+        bytes_json: totals.writer.uncompressed_bytes,
+        bytes_out: totals.writer.compressed_bytes,
+        key_attributes: mapper.primary_key_attributes(),
+        digests: totals.digests,
+    };
+    let body = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
+    sink.put(&chunk.manifest_key(), Bytes::from(body)).await?;
+    Ok(manifest)
+}
+
+struct ChunkState<'a> {
+    mapper: &'a ItemMapper,
+    writer: Option<ItemWriter>,
+    hasher: ItemHasher,
+    digests: BucketDigests,
+    rows: u64,
+    bytes_in: u64,
+    /// Unescaped field text of the current row, and where each field lies in it.
+    text: Vec<u8>,
+    fields: Vec<Option<(usize, usize)>>,
+    /// The tail of the COPY stream that does not end a line yet.
+    pending: Vec<u8>,
+}
+
+struct ChunkTotals {
+    rows: u64,
+    bytes_in: u64,
+    writer: crate::encode::WriterTotals,
+    digests: BucketDigests,
+}
+
+impl<'a> ChunkState<'a> {
+    fn new(
+        mapper: &'a ItemMapper,
+        chunk: &Chunk,
+        options: &ExtractOptions,
+    ) -> Result<Self, ExtractError> {
+        Ok(ChunkState {
+            mapper,
+            writer: Some(ItemWriter::with_flush_at(
+                chunk.compression,
+                options.flush_at,
+            )?),
+            hasher: ItemHasher::new(mapper.primary_key_attributes()),
+            digests: BucketDigests::new(options.bucket_bits).map_err(|source| {
+                ExtractError::Digest {
+                    table: mapper.table().to_owned(),
+                    source,
+                }
+            })?,
+            rows: 0,
+            bytes_in: 0,
+            text: Vec::with_capacity(1024),
+            fields: Vec::with_capacity(mapper.columns().len()),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Feeds COPY bytes; complete lines become items.
+    fn feed(&mut self, data: &[u8]) -> Result<(), ExtractError> {
+        self.bytes_in += data.len() as u64;
+        let mut rest = data;
+        if !self.pending.is_empty() {
+            let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+                self.pending.extend_from_slice(rest);
+                return Ok(());
+            };
+            let mut line = std::mem::take(&mut self.pending);
+            line.extend_from_slice(&rest[..end]);
+            self.row(&line)?;
+            rest = &rest[end + 1..];
+        }
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            self.row(&rest[..end])?;
+            rest = &rest[end + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+        Ok(())
+    }
+
+    fn row(&mut self, line: &[u8]) -> Result<(), ExtractError> {
+        let table = || self.mapper.table().to_owned();
+        split_copy_line(line, &mut self.text, &mut self.fields);
+        if self.fields.len() != self.mapper.columns().len() {
+            return Err(ExtractError::Invalid {
+                table: table(),
+                message: format!(
+                    "COPY gave {} fields where {} columns were selected",
+                    self.fields.len(),
+                    self.mapper.columns().len()
+                ),
+            });
+        }
+        let text = std::str::from_utf8(&self.text).map_err(|_| ExtractError::Invalid {
+            table: table(),
+            message: "the source sent text that is not UTF-8".to_owned(),
+        })?;
+        let values: Vec<Option<&str>> = self
+            .fields
+            .iter()
+            .map(|f| f.map(|(start, end)| &text[start..end]))
+            .collect();
+        let item = self.mapper.map_row(&values)?;
+        let hash = self
+            .hasher
+            .hash(&item)
+            .map_err(|source| ExtractError::Digest {
+                table: self.mapper.table().to_owned(),
+                source,
+            })?;
+        self.digests.add(hash);
+        self.writer
+            .as_mut()
+            .expect("writer lives until finish")
+            .write_item(&item)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn take_ready(&mut self) -> Option<Bytes> {
+        self.writer.as_mut().and_then(ItemWriter::take_ready)
+    }
+
+    fn finish(&mut self) -> Result<(Bytes, ChunkTotals), ExtractError> {
+        if !self.pending.is_empty() {
+            return Err(ExtractError::Invalid {
+                table: self.mapper.table().to_owned(),
+                message: "the COPY stream ended in the middle of a row".to_owned(),
+            });
+        }
+        let writer = self.writer.take().expect("finish is called once");
+        let (rest, writer_totals) = writer.finish()?;
+        Ok((
+            rest,
+            ChunkTotals {
+                rows: self.rows,
+                bytes_in: self.bytes_in,
+                writer: writer_totals,
+                digests: std::mem::replace(
+                    &mut self.digests,
+                    BucketDigests::new(1).expect("1 bit is valid"),
+                ),
+            },
+        ))
+    }
+}
+
+async fn stream_rows(
+    client: &Client,
+    table: &SourceTable,
+    mapper: &ItemMapper,
+    chunk: &Chunk,
+    state: &mut ChunkState<'_>,
+    upload: &mut dyn ObjectUpload,
+) -> Result<(), ExtractError> {
+    let statement = copy_statement(table, mapper, chunk);
+    let source_error = |source| ExtractError::source(&table.qualified(), source);
+    let stream = client.copy_out(&statement).await.map_err(source_error)?;
+    let mut stream = std::pin::pin!(stream);
+    while let Some(data) = stream.next().await {
+        let data = data.map_err(source_error)?;
+        state.feed(&data)?;
+        if let Some(ready) = state.take_ready() {
+            upload.write(ready).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Splits one line of COPY text format into fields, undoing its escapes: `\N` is NULL, and
+/// `\\`, `\t`, `\n`, `\r`, `\b`, `\f`, `\v`, octal `\ooo` and hex `\xhh` stand for bytes.
+pub fn split_copy_line(line: &[u8], text: &mut Vec<u8>, fields: &mut Vec<Option<(usize, usize)>>) {
+    text.clear();
+    fields.clear();
+    let mut i = 0;
+    let mut start = 0;
+    let mut null = false;
+    loop {
+        if i == line.len() || line[i] == b'\t' {
+            fields.push((!null).then_some((start, text.len())));
+            if i == line.len() {
+                return;
+            }
+            i += 1;
+            start = text.len();
+            null = false;
+            continue;
+        }
+        let b = line[i];
+        if b != b'\\' || i + 1 == line.len() {
+            text.push(b);
+            i += 1;
+            continue;
+        }
+        let escaped = line[i + 1];
+        i += 2;
+        match escaped {
+            b'N' if text.len() == start && (i == line.len() || line[i] == b'\t') => null = true,
+            b't' => text.push(b'\t'),
+            b'n' => text.push(b'\n'),
+            b'r' => text.push(b'\r'),
+            b'b' => text.push(0x08),
+            b'f' => text.push(0x0c),
+            b'v' => text.push(0x0b),
+            b'0'..=b'7' => {
+                let mut value = u32::from(escaped - b'0');
+                let mut digits = 1;
+                while digits < 3 && i < line.len() && (b'0'..=b'7').contains(&line[i]) {
+                    value = value * 8 + u32::from(line[i] - b'0');
+                    i += 1;
+                    digits += 1;
+                }
+                text.push(value as u8);
+            }
+            b'x' if i < line.len() && line[i].is_ascii_hexdigit() => {
+                let mut value = 0u32;
+                let mut digits = 0;
+                while digits < 2 && i < line.len() && line[i].is_ascii_hexdigit() {
+                    value = value * 16 + (line[i] as char).to_digit(16).unwrap_or(0);
+                    i += 1;
+                    digits += 1;
+                }
+                text.push(value as u8);
+            }
+            other => text.push(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(line: &[u8]) -> Vec<Option<String>> {
+        let mut text = Vec::new();
+        let mut fields = Vec::new();
+        split_copy_line(line, &mut text, &mut fields);
+        fields
+            .iter()
+            .map(|f| f.map(|(s, e)| String::from_utf8(text[s..e].to_vec()).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn copy_text_lines_unescape() {
+        assert_eq!(
+            split(b"1\t\\N\ta\\tb\\nc\\\\d\t\t\\\\x1f"),
+            [
+                Some("1".into()),
+                None,
+                Some("a\tb\nc\\d".into()),
+                Some(String::new()),
+                Some("\\x1f".into()),
+            ]
+        );
+        assert_eq!(split(b"\\101\\x41\\r"), [Some("AA\r".into())]);
+        assert_eq!(split(b""), [Some(String::new())]);
+        assert_eq!(split(b"\\N"), [None]);
+    }
+
+    /// Rows split across COPY messages anywhere (even inside an escape) give the same items.
+    #[test]
+    fn rows_split_across_messages_are_joined() {
+        let text = include_str!("../../../examples/rates-availability.toml");
+        let spec = ferry_core::Spec::from_toml_str(text).unwrap();
+        let mut table = spec.table("Inventory").unwrap().clone();
+        table.dynamodb.gsis.clear();
+        let kinds = [
+            ("hotel_id", ColumnKind::Integer),
+            ("room_type_id", ColumnKind::Integer),
+            ("stay_date", ColumnKind::Date),
+            ("total_rooms", ColumnKind::Integer),
+            ("sold_rooms", ColumnKind::Integer),
+            ("blocked_rooms", ColumnKind::Integer),
+            ("room_type_name", ColumnKind::Text),
+            ("updated_at", ColumnKind::Timestamp),
+            ("expiry_date", ColumnKind::Date),
+        ];
+        let columns: Vec<SourceColumn> = kinds
+            .iter()
+            .map(|(name, kind)| SourceColumn {
+                name: (*name).into(),
+                type_name: format!("{kind:?}"),
+                kind: *kind,
+            })
+            .collect();
+        let mapper = ItemMapper::new(&table, &columns).unwrap();
+        let chunk = Chunk {
+            run: "r".into(),
+            table: "Inventory".into(),
+            shard: "s".into(),
+            chunk: 0,
+            start_block: 0,
+            end_block: None,
+            compression: ferry_core::spec::Compression::Gzip,
+        };
+        let copy: Vec<u8> = (0..50)
+            .flat_map(|i| {
+                format!(
+                    "{i}\t2\t2026-01-01\t10\t3\t\\N\tSuite\\t\\\\ {i}\t2026-01-01 00:00:00+00\t2026-04-01\n"
+                )
+                .into_bytes()
+            })
+            .collect();
+        let run = |pieces: &[&[u8]]| {
+            let mut state = ChunkState::new(&mapper, &chunk, &ExtractOptions::default()).unwrap();
+            for piece in pieces {
+                state.feed(piece).unwrap();
+            }
+            let (_, totals) = state.finish().unwrap();
+            (totals.rows, totals.digests)
+        };
+        let whole = run(&[&copy]);
+        assert_eq!(whole.0, 50);
+        for size in [1, 7, 64, 333] {
+            let pieces: Vec<&[u8]> = copy.chunks(size).collect();
+            assert_eq!(run(&pieces), whole, "pieces of {size} bytes");
+        }
+        let mut state = ChunkState::new(&mapper, &chunk, &ExtractOptions::default()).unwrap();
+        state.feed(&copy[..copy.len() - 3]).unwrap();
+        assert!(matches!(state.finish(), Err(ExtractError::Invalid { .. })));
+    }
+
+    #[test]
+    fn qualified_names_and_quoting() {
+        assert_eq!(
+            split_qualified("public.base_rate"),
+            ("public".into(), "base_rate".into())
+        );
+        assert_eq!(split_qualified("t"), ("public".into(), "t".into()));
+        assert_eq!(
+            split_qualified("\"my.schema\".\"Odd\"\"Name\""),
+            ("my.schema".into(), "Odd\"Name".into())
+        );
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,285 @@
+//! The planner: splits each table × shard into chunks of ctid block ranges (PostgreSQL 14+ scans a
+//! TID range without reading the rest of the table; a clone takes no writes, so the ranges are
+//! stable). Sizes come from the catalogue: the relation's size in blocks and `reltuples`.
+//!
+//! The last chunk of a shard has no upper bound, so rows in blocks added after planning (or beyond
+//! a stale size) are still read. One DynamoDB import reads at most [`MAX_IMPORT_OBJECTS`]
+//! objects, so a table's chunks over all shards never exceed it: chunks grow instead.
+
+use ferry_core::spec::{Compression, TableSpec};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use bytes::Bytes;
+
+use crate::encode;
+use crate::extract::{ExtractError, SourceTable};
+use crate::sink::{ObjectSink, SinkError};
+
+/// ImportTable reads at most this many objects.
+pub const MAX_IMPORT_OBJECTS: u64 = 50_000;
+/// Chunk size when the spec gives none: heap megabytes per chunk.
+pub const DEFAULT_CHUNK_TARGET_MB: u64 = 128;
+
+/// One unit of bootstrap work: rows of one table in one shard, in a block range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub run: String,
+    /// The spec's table name (the DynamoDB table without its prefix).
+    pub table: String,
+    pub shard: String,
+    pub chunk: u32,
+    /// First heap block, inclusive.
+    pub start_block: u64,
+    /// Last heap block, exclusive; `None` reads to the end of the table.
+    pub end_block: Option<u64>,
+    pub compression: Compression,
+}
+
+impl Chunk {
+    /// Where ImportTable reads this table's data objects from: `runs/<run>/bootstrap/<table>/`.
+    pub fn data_prefix(run: &str, table: &str) -> String {
+        format!("runs/{run}/bootstrap/{table}/")
+    }
+
+    /// `runs/<run>/bootstrap/<table>/<shard>-<chunk>.json.gz`: deterministic, so a retried
+    /// chunk overwrites its own object.
+    pub fn object_key(&self) -> String {
+        format!(
+            "{}{}-{:05}.{}",
+            Self::data_prefix(&self.run, &self.table),
+            self.shard,
+            self.chunk,
+            encode::extension(self.compression)
+        )
+    }
+
+    /// `runs/<run>/manifests/<table>/<shard>-<chunk>.json`: outside the data prefix, because
+    /// ImportTable would try to read anything under it as items.
+    pub fn manifest_key(&self) -> String {
+        format!(
+            "runs/{}/manifests/{}/{}-{:05}.json",
+            self.run, self.table, self.shard, self.chunk
+        )
+    }
+
+    /// Checks that the names that go into object keys cannot escape their prefix.
+    pub fn check_names(&self) -> Result<(), String> {
+        for (what, name) in [
+            ("run", &self.run),
+            ("table", &self.table),
+            ("shard", &self.shard),
+        ] {
+            let safe = !name.is_empty()
+                && name != "."
+                && name != ".."
+                && !name.contains(['/', '\\'])
+                && !name.chars().any(char::is_control);
+            if !safe {
+                return Err(format!(
+                    "{what} name \"{name}\" cannot be part of an object key"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How big a table is in one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TableSize {
+    pub blocks: u64,
+    pub block_size: u64,
+    /// `pg_class.reltuples`: -1 when never analysed.
+    pub rows_estimate: f64,
+}
+
+/// Reads the table's size: blocks from `pg_relation_size` (exact, unlike a stale `relpages`).
+pub async fn table_size(client: &Client, table: &SourceTable) -> Result<TableSize, ExtractError> {
+    let row = client
+        .query_one(
+            "SELECT pg_relation_size(c.oid)::bigint, current_setting('block_size')::bigint, \
+                    c.reltuples::float8 \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&table.schema, &table.name],
+        )
+        .await
+        .map_err(|source| ExtractError::source(&table.qualified(), source))?;
+    let bytes: i64 = row.get(0);
+    let block_size: i64 = row.get(1);
+    Ok(TableSize {
+        blocks: (bytes / block_size.max(1)) as u64,
+        block_size: block_size as u64,
+        rows_estimate: row.get(2),
+    })
+}
+
+/// Chunks for one table over its shards (`shards`: name and size), each about `target_mb` of
+/// heap, at most [`MAX_IMPORT_OBJECTS`] in all.
+pub fn plan_table(
+    run: &str,
+    spec: &TableSpec,
+    shards: &[(String, TableSize)],
+) -> Result<Vec<Chunk>, String> {
+    if shards.len() as u64 > MAX_IMPORT_OBJECTS {
+        return Err(format!(
+            "table \"{}\" has {} shards, more than the {MAX_IMPORT_OBJECTS} objects one import reads",
+            spec.name,
+            shards.len()
+        ));
+    }
+    let target_mb = spec
+        .chunk_target_mb
+        .unwrap_or(DEFAULT_CHUNK_TARGET_MB)
+        .max(1);
+    let mut blocks_per_chunk: u64 = shards
+        .iter()
+        .map(|(_, size)| (target_mb << 20) / size.block_size.max(1))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let count = |per: u64| -> u64 {
+        shards
+            .iter()
+            .map(|(_, size)| size.blocks.div_ceil(per).max(1))
+            .sum()
+    };
+    while count(blocks_per_chunk) > MAX_IMPORT_OBJECTS {
+        blocks_per_chunk *= 2;
+    }
+    let mut chunks = Vec::new();
+    for (shard, size) in shards {
+        let n = size.blocks.div_ceil(blocks_per_chunk).max(1);
+        for i in 0..n {
+            let chunk = Chunk {
+                run: run.to_owned(),
+                table: spec.name.clone(),
+                shard: shard.clone(),
+                chunk: i as u32,
+                start_block: i * blocks_per_chunk,
+                end_block: (i + 1 < n).then_some((i + 1) * blocks_per_chunk),
+                compression: spec.compression,
+            };
+            chunk.check_names()?;
+            chunks.push(chunk);
+        }
+    }
+    Ok(chunks)
+}
+
+/// The chunk list as JSON lines, what a Distributed Map's ItemReader reads.
+pub fn chunk_list_jsonl(chunks: &[Chunk]) -> String {
+    let mut out = String::new();
+    for chunk in chunks {
+        out.push_str(&serde_json::to_string(chunk).expect("a chunk serialises"));
+        out.push('\n');
+    }
+    out
+}
+
+/// `runs/<run>/plan/<table>.jsonl`: where the chunk list of a table goes.
+pub fn chunk_list_key(run: &str, table: &str) -> String {
+    format!("runs/{run}/plan/{table}.jsonl")
+}
+
+/// Writes a table's chunk list for the Distributed Map's ItemReader; returns its key.
+pub async fn write_chunk_list(
+    sink: &dyn ObjectSink,
+    run: &str,
+    table: &str,
+    chunks: &[Chunk],
+) -> Result<String, SinkError> {
+    let key = chunk_list_key(run, table);
+    sink.put(&key, Bytes::from(chunk_list_jsonl(chunks)))
+        .await?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(target_mb: Option<u64>) -> TableSpec {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/rates-availability.toml"
+        ))
+        .unwrap();
+        let mut table = ferry_core::Spec::from_toml_str(&text).unwrap().tables[0].clone();
+        table.chunk_target_mb = target_mb;
+        table
+    }
+
+    fn size(blocks: u64) -> TableSize {
+        TableSize {
+            blocks,
+            block_size: 8192,
+            rows_estimate: blocks as f64 * 100.0,
+        }
+    }
+
+    #[test]
+    fn chunks_cover_every_block_once() {
+        // 1 MiB chunks = 128 blocks.
+        let shards = vec![
+            ("p-01".to_string(), size(300)),
+            ("p-02".to_string(), size(0)),
+        ];
+        let chunks = plan_table("01RUN", &spec(Some(1)), &shards).unwrap();
+        let ranges: Vec<_> = chunks
+            .iter()
+            .map(|c| (c.shard.as_str(), c.chunk, c.start_block, c.end_block))
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                ("p-01", 0, 0, Some(128)),
+                ("p-01", 1, 128, Some(256)),
+                ("p-01", 2, 256, None),
+                ("p-02", 0, 0, None),
+            ]
+        );
+        assert_eq!(
+            chunks[1].object_key(),
+            "runs/01RUN/bootstrap/BaseRate/p-01-00001.json.gz"
+        );
+        assert_eq!(
+            chunks[1].manifest_key(),
+            "runs/01RUN/manifests/BaseRate/p-01-00001.json"
+        );
+        let jsonl = chunk_list_jsonl(&chunks);
+        assert_eq!(jsonl.lines().count(), 4);
+        let back: Chunk = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert_eq!(back, chunks[0]);
+    }
+
+    #[tokio::test]
+    async fn the_chunk_list_is_written_where_the_map_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = crate::sink::LocalDirSink::new(dir.path());
+        let chunks = plan_table("R1", &spec(Some(1)), &[("p".to_string(), size(200))]).unwrap();
+        let key = write_chunk_list(&sink, "R1", "BaseRate", &chunks)
+            .await
+            .unwrap();
+        assert_eq!(key, "runs/R1/plan/BaseRate.jsonl");
+        let text = std::fs::read_to_string(dir.path().join(&key)).unwrap();
+        assert_eq!(text, chunk_list_jsonl(&chunks));
+    }
+
+    #[test]
+    fn never_more_than_an_import_reads() {
+        let shards: Vec<_> = (0..3)
+            .map(|i| (format!("p-{i}"), size(10_000_000)))
+            .collect();
+        let chunks = plan_table("r", &spec(Some(1)), &shards).unwrap();
+        assert!(
+            chunks.len() as u64 <= MAX_IMPORT_OBJECTS,
+            "{}",
+            chunks.len()
+        );
+        assert!(chunks.len() > 10_000);
+        let bad = vec![("../x".to_string(), size(1))];
+        assert!(plan_table("r", &spec(None), &bad).is_err());
+    }
+}
