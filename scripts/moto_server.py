@@ -55,6 +55,17 @@ Patches:
    Real DynamoDB applies each request atomically; ferry's state store relies on that
    to refuse a second start of a migration. The patch runs DynamoDB requests one at a
    time, behind one lock around DynamoHandler.call_action.
+
+5. DynamoDB ImportTable, JSON escapes. moto reads import files with py_partiql_parser's
+   JsonParser, which does not undo JSON escapes: in a string, an escaped quote ends the
+   string and \n, \t, \\ stay as two characters. DynamoDB reads them as JSON does. The
+   patch makes JsonParser.parse read JSON lines with the json module first (one document
+   per non-empty line, escapes undone) and fall back to the original parser only when
+   the text is not JSON lines.
+
+6. S3 CompleteMultipartUpload names its XML root CompleteMultipartUploadResponse; S3
+   (and so the AWS SDKs) use CompleteMultipartUploadResult, and the Rust SDK rejects the
+   answer although the object was completed. The patch renames the root element.
 """
 
 from __future__ import annotations
@@ -372,6 +383,45 @@ def patch_dynamodb_atomic() -> None:
     DynamoHandler.call_action = call_action
 
 
+def patch_import_json_lines() -> None:
+    import py_partiql_parser
+
+    _require("import json escapes", py_partiql_parser, "JsonParser")
+    base = py_partiql_parser.JsonParser
+    _require("import json escapes", base, "parse")
+    unpatched_parse = base.parse
+
+    class JsonLinesParser(base):  # type: ignore[misc, valid-type]
+        @staticmethod
+        def parse(original: str, *args: Any, **kwargs: Any) -> Any:  # moto passes original=
+            try:
+                return [json.loads(line) for line in original.splitlines() if line.strip()]
+            except ValueError:
+                return unpatched_parse(original, *args, **kwargs)
+
+    py_partiql_parser.JsonParser = JsonLinesParser
+
+
+def patch_s3_complete_multipart_root() -> None:
+    from moto.s3.responses import S3Response
+
+    _require("s3 complete multipart root", S3Response, "_key_response_post")
+    unpatched = S3Response._key_response_post
+
+    def _key_response_post(self: Any, request: Any, body: bytes, bucket_name: str,
+                           query: dict[str, Any], key_name: str) -> Any:
+        status, headers, answer = unpatched(self, request, body, bucket_name, query, key_name)
+        if "uploadId" in query and isinstance(answer, (str, bytes)):
+            wrong, right = "CompleteMultipartUploadResponse", "CompleteMultipartUploadResult"
+            if isinstance(answer, bytes):
+                answer = answer.replace(wrong.encode(), right.encode())
+            else:
+                answer = answer.replace(wrong, right)
+        return status, headers, answer
+
+    S3Response._key_response_post = _key_response_post
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -388,6 +438,8 @@ def apply_patches() -> None:
     patch_sfn_operations()
     patch_dynamodb_kinesis()
     patch_dynamodb_atomic()
+    patch_import_json_lines()
+    patch_s3_complete_multipart_root()
 
 
 def main(argv: list[str] | None = None) -> None:
