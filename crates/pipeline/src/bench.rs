@@ -75,7 +75,8 @@ impl ExtractBenchReport {
             ));
         }
         for r in &self.results {
-            out.push(format!("ratio: {:.2}", r.ratio));
+            let codec = crate::encode::import_compression_type(r.codec);
+            out.push(format!("ratio: {:.2} ({codec})", r.ratio));
         }
         out
     }
