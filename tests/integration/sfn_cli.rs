@@ -8,8 +8,18 @@ use ferry_tests::{ferry_binary, repo_root};
 use serde_json::{json, Value};
 
 fn sfn_run(definition: &str, input: &str, extra: &[&str]) -> (Output, Value) {
+    sfn_run_with_env(definition, input, extra, Vec::new())
+}
+
+fn sfn_run_with_env(
+    definition: &str,
+    input: &str,
+    extra: &[&str],
+    env: Vec<(&'static str, String)>,
+) -> (Output, Value) {
     let path = repo_root().join("tests/fixtures/sfn").join(definition);
     let mut child = Command::new(ferry_binary())
+        .envs(env)
         .args(["sfn", "run"])
         .arg(path)
         .args(["--input", "-"])
@@ -78,4 +88,20 @@ fn an_invalid_definition_names_the_state_and_exits_2() {
     let (output, _) = sfn_run("wait-and-choose.asl.json", "{not json", &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("input: not valid JSON"));
+}
+
+#[test]
+fn aws_sdk_tasks_reach_the_emulator_and_service_errors_are_renamed() {
+    let table = ferry_tests::unique_name("sfn");
+    let (output, result) = sfn_run_with_env(
+        "aws-sdk-dynamodb.asl.json",
+        &json!({ "table": table }).to_string(),
+        &[],
+        ferry_tests::services().env(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(
+        result,
+        json!({"status": "SUCCEEDED", "output": {"v": "first"}})
+    );
 }

@@ -100,6 +100,64 @@ pub struct MapSpec {
     pub tolerated_failure_percentage_path: Option<Path>,
     pub tolerated_failure_count: Option<u64>,
     pub tolerated_failure_count_path: Option<Path>,
+    /// `Some` for `ProcessorConfig.Mode = DISTRIBUTED`.
+    pub distributed: Option<DistributedSpec>,
+}
+
+/// What only a Distributed Map has.
+#[derive(Debug, Clone, Default)]
+pub struct DistributedSpec {
+    pub item_reader: Option<ItemReaderSpec>,
+    pub item_batcher: Option<ItemBatcherSpec>,
+    pub result_writer: Option<ResultWriterSpec>,
+}
+
+/// `ItemReader.ReaderConfig.InputType` (and an S3 listing, which has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemInput {
+    Json,
+    Jsonl,
+    Csv,
+    /// `s3:listObjectsV2`: one item per object.
+    Listing,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemReaderSpec {
+    /// `arn:aws:states:::s3:getObject` or `arn:aws:states:::s3:listObjectsV2`.
+    pub resource: String,
+    pub parameters: Option<Template>,
+    pub input: ItemInput,
+    /// `CSVHeaders` when `CSVHeaderLocation` is `GIVEN`; `None` = the first row.
+    pub csv_headers: Option<Vec<String>>,
+    pub max_items: Option<u64>,
+    pub max_items_path: Option<Path>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemBatcherSpec {
+    pub max_items_per_batch: Option<u64>,
+    pub max_items_per_batch_path: Option<Path>,
+    pub max_input_bytes_per_batch: Option<u64>,
+    pub max_input_bytes_per_batch_path: Option<Path>,
+    pub batch_input: Option<Template>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResultWriterSpec {
+    /// `arn:aws:states:::s3:putObject`.
+    pub resource: String,
+    pub parameters: Option<Template>,
+}
+
+/// The AWS SDK action that serves an ItemReader / ResultWriter resource
+/// (`arn:aws:states:::s3:getObject` -> `arn:aws:states:::aws-sdk:s3:getObject`), so the
+/// dispatcher that runs `aws-sdk:s3:*` tasks also reads and writes for Distributed Maps.
+pub fn s3_sdk_resource(resource: &str) -> String {
+    match resource.strip_prefix("arn:aws:states:::s3:") {
+        Some(action) => format!("arn:aws:states:::aws-sdk:s3:{action}"),
+        None => resource.to_string(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +277,26 @@ impl StateMachine {
                 StateKind::Map(m) => {
                     m.processor
                         .walk_resources(&format!("{loc}.ItemProcessor."), supports, issues);
+                    let d = m.distributed.as_ref();
+                    let io = [
+                        (
+                            "ItemReader",
+                            d.and_then(|d| d.item_reader.as_ref()).map(|r| &r.resource),
+                        ),
+                        (
+                            "ResultWriter",
+                            d.and_then(|d| d.result_writer.as_ref())
+                                .map(|w| &w.resource),
+                        ),
+                    ];
+                    for (field, resource) in io {
+                        if let Some(Err(e)) = resource.map(|r| supports(&s3_sdk_resource(r))) {
+                            issues.push(ValidationIssue {
+                                location: format!("{loc}.{field}.Resource"),
+                                message: e,
+                            });
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -1115,14 +1193,6 @@ impl Cx {
     }
 
     fn map(&mut self, obj: &Map<String, Value>, loc: &str) -> Option<MapSpec> {
-        for f in ["ItemReader", "ItemBatcher", "ResultWriter"] {
-            if obj.contains_key(f) {
-                self.issue(
-                    &format!("{loc}.{f}"),
-                    "is only valid in a Distributed Map, which this engine does not run yet",
-                );
-            }
-        }
         if obj.contains_key("ItemProcessor") && obj.contains_key("Iterator") {
             self.issue(loc, "a Map may not have both ItemProcessor and Iterator");
         }
@@ -1137,14 +1207,12 @@ impl Cx {
                 return None;
             }
         };
+        let mut is_distributed = false;
         if let Some(Value::Object(cfg)) = proc_v.get("ProcessorConfig") {
             if let Some(mode) = cfg.get("Mode") {
                 match mode.as_str() {
                     Some("INLINE") => {}
-                    Some("DISTRIBUTED") => self.issue(
-                        &format!("{loc}.{field}.ProcessorConfig.Mode"),
-                        "DISTRIBUTED mode is not supported by this engine yet",
-                    ),
+                    Some("DISTRIBUTED") => is_distributed = true,
                     _ => self.issue(
                         &format!("{loc}.{field}.ProcessorConfig.Mode"),
                         "must be \"INLINE\" or \"DISTRIBUTED\"",
@@ -1152,6 +1220,19 @@ impl Cx {
                 }
             }
         }
+        let distributed = if is_distributed {
+            Some(self.distributed(obj, loc))
+        } else {
+            for f in ["ItemReader", "ItemBatcher", "ResultWriter"] {
+                if obj.contains_key(f) {
+                    self.issue(
+                        &format!("{loc}.{f}"),
+                        "is only valid in a Distributed Map (ItemProcessor.ProcessorConfig.Mode = DISTRIBUTED)",
+                    );
+                }
+            }
+            None
+        };
         let processor = self.machine(proc_v, &format!("{loc}.{field}."), false);
         let items_path = self
             .path_field(obj, "ItemsPath", loc, true)
@@ -1199,6 +1280,188 @@ impl Cx {
                 loc,
                 true,
             ),
+            distributed,
         })
+    }
+
+    fn sub_object<'v>(
+        &mut self,
+        obj: &'v Map<String, Value>,
+        field: &str,
+        loc: &str,
+    ) -> Option<&'v Map<String, Value>> {
+        match obj.get(field)? {
+            Value::Object(m) => Some(m),
+            _ => {
+                self.issue(&format!("{loc}.{field}"), "must be a JSON object");
+                None
+            }
+        }
+    }
+
+    fn distributed(&mut self, obj: &Map<String, Value>, loc: &str) -> DistributedSpec {
+        let mut spec = DistributedSpec::default();
+        if let Some(r) = self.sub_object(obj, "ItemReader", loc) {
+            let rloc = format!("{loc}.ItemReader");
+            let resource = self.opt_str(r, "Resource", &rloc).unwrap_or_default();
+            let listing = match resource {
+                "arn:aws:states:::s3:getObject" => false,
+                "arn:aws:states:::s3:listObjectsV2" => true,
+                _ => {
+                    self.issue(
+                        &format!("{rloc}.Resource"),
+                        "must be arn:aws:states:::s3:getObject or arn:aws:states:::s3:listObjectsV2",
+                    );
+                    false
+                }
+            };
+            let parameters = self.template(r, "Parameters", &rloc);
+            if parameters.is_none() {
+                self.issue(
+                    &format!("{rloc}.Parameters"),
+                    "is required (Bucket, Key or Prefix)",
+                );
+            }
+            let cfg = self
+                .sub_object(r, "ReaderConfig", &rloc)
+                .cloned()
+                .unwrap_or_default();
+            let cloc = format!("{rloc}.ReaderConfig");
+            let input = match (listing, cfg.get("InputType").and_then(Value::as_str)) {
+                (true, None) => ItemInput::Listing,
+                (false, Some("JSON")) => ItemInput::Json,
+                (false, Some("JSONL")) => ItemInput::Jsonl,
+                (false, Some("CSV")) => ItemInput::Csv,
+                (false, Some("MANIFEST")) => {
+                    self.issue(
+                        &format!("{cloc}.InputType"),
+                        "MANIFEST (S3 inventory) is not supported by this engine",
+                    );
+                    ItemInput::Json
+                }
+                (true, Some(_)) => {
+                    self.issue(
+                        &format!("{cloc}.InputType"),
+                        "is not allowed with s3:listObjectsV2",
+                    );
+                    ItemInput::Listing
+                }
+                (false, _) => {
+                    self.issue(
+                        &format!("{cloc}.InputType"),
+                        "must be JSON, JSONL or CSV with s3:getObject",
+                    );
+                    ItemInput::Json
+                }
+            };
+            let mut csv_headers = None;
+            match (input, cfg.get("CSVHeaderLocation").and_then(Value::as_str)) {
+                (ItemInput::Csv, Some("FIRST_ROW")) => {}
+                (ItemInput::Csv, Some("GIVEN")) => {
+                    match cfg.get("CSVHeaders").and_then(Value::as_array) {
+                        Some(h) if !h.is_empty() && h.iter().all(Value::is_string) => {
+                            csv_headers = Some(
+                                h.iter()
+                                    .filter_map(Value::as_str)
+                                    .map(str::to_string)
+                                    .collect(),
+                            );
+                        }
+                        _ => self.issue(
+                            &format!("{cloc}.CSVHeaders"),
+                            "must be a non-empty array of strings when CSVHeaderLocation is GIVEN",
+                        ),
+                    }
+                }
+                (ItemInput::Csv, _) => self.issue(
+                    &format!("{cloc}.CSVHeaderLocation"),
+                    "must be FIRST_ROW or GIVEN",
+                ),
+                (_, Some(_)) => self.issue(
+                    &format!("{cloc}.CSVHeaderLocation"),
+                    "is only allowed with InputType CSV",
+                ),
+                _ => {}
+            }
+            spec.item_reader = Some(ItemReaderSpec {
+                resource: resource.to_string(),
+                parameters,
+                input,
+                csv_headers,
+                max_items: self.opt_uint(&cfg, "MaxItems", &format!("{cloc}.")),
+                max_items_path: self.path_field(&cfg, "MaxItemsPath", &cloc, true),
+            });
+        }
+        if let Some(b) = self.sub_object(obj, "ItemBatcher", loc) {
+            let bloc = format!("{loc}.ItemBatcher");
+            let pre = format!("{bloc}.");
+            let batcher = ItemBatcherSpec {
+                max_items_per_batch: self.opt_uint(b, "MaxItemsPerBatch", &pre),
+                max_items_per_batch_path: self.path_field(b, "MaxItemsPerBatchPath", &bloc, true),
+                max_input_bytes_per_batch: self.opt_uint(b, "MaxInputBytesPerBatch", &pre),
+                max_input_bytes_per_batch_path: self.path_field(
+                    b,
+                    "MaxInputBytesPerBatchPath",
+                    &bloc,
+                    true,
+                ),
+                batch_input: self.template(b, "BatchInput", &bloc),
+            };
+            let any = [
+                "MaxItemsPerBatch",
+                "MaxItemsPerBatchPath",
+                "MaxInputBytesPerBatch",
+                "MaxInputBytesPerBatchPath",
+            ]
+            .iter()
+            .any(|f| b.contains_key(*f));
+            if !any {
+                self.issue(
+                    &bloc,
+                    "needs MaxItemsPerBatch or MaxInputBytesPerBatch (or their Path forms)",
+                );
+            }
+            if batcher.max_items_per_batch == Some(0) {
+                self.issue(&format!("{bloc}.MaxItemsPerBatch"), "must be at least 1");
+            }
+            if batcher
+                .max_input_bytes_per_batch
+                .is_some_and(|n| n == 0 || n > 262_144)
+            {
+                self.issue(
+                    &format!("{bloc}.MaxInputBytesPerBatch"),
+                    "must be from 1 to 262144 (256 KiB)",
+                );
+            }
+            spec.item_batcher = Some(batcher);
+        }
+        if let Some(w) = self.sub_object(obj, "ResultWriter", loc) {
+            let wloc = format!("{loc}.ResultWriter");
+            if w.contains_key("WriterConfig") {
+                self.issue(
+                    &format!("{wloc}.WriterConfig"),
+                    "is not supported by this engine yet",
+                );
+            }
+            let resource = self.opt_str(w, "Resource", &wloc).unwrap_or_default();
+            if resource != "arn:aws:states:::s3:putObject" {
+                self.issue(
+                    &format!("{wloc}.Resource"),
+                    "must be arn:aws:states:::s3:putObject",
+                );
+            }
+            let parameters = self.template(w, "Parameters", &wloc);
+            if parameters.is_none() {
+                self.issue(
+                    &format!("{wloc}.Parameters"),
+                    "is required (Bucket, Prefix)",
+                );
+            }
+            spec.result_writer = Some(ResultWriterSpec {
+                resource: resource.to_string(),
+                parameters,
+            });
+        }
+        spec
     }
 }

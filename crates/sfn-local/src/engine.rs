@@ -5,10 +5,12 @@ use crate::callbacks::{TaskCallback, TaskCallbacks, Waiting};
 use crate::choice::parse_timestamp;
 use crate::clock::Clock;
 use crate::definition::{
-    Catcher, DataPath, Dynamic, Jitter, MapSpec, ResultPath, Retrier, State, StateKind,
-    StateMachine, TaskSpec, Transition, WaitFor,
+    s3_sdk_resource, Catcher, DataPath, Dynamic, ItemInput, ItemReaderSpec, Jitter, MapSpec,
+    ResultPath, ResultWriterSpec, Retrier, State, StateKind, StateMachine, TaskSpec, Transition,
+    WaitFor,
 };
 use crate::dispatcher::{TaskDispatcher, TaskRequest};
+use crate::distributed::{self, ChildRecord};
 use crate::error::{names, Error, Failure};
 use crate::path::{Path, Root};
 use crate::template::Template;
@@ -28,6 +30,8 @@ const NESTED_PREFIX: &str = "arn:aws:states:::states:startExecution";
 const WAIT_FOR_TASK_TOKEN: &str = ".waitForTaskToken";
 
 type Vars = HashMap<String, Value>;
+/// How a Map iteration ended, and when it started and stopped.
+type IterationOutcome = (Result<Value, Failure>, (DateTime<Utc>, DateTime<Utc>));
 /// Receives one readable line per state event.
 pub type ProgressFn = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -1227,18 +1231,22 @@ impl Run {
         vars: &Vars,
         cx: &StateCx<'_>,
     ) -> Result<Value, Failure> {
-        let items = match self.resolve(&spec.items_path, input, vars, cx) {
-            Some(Value::Array(a)) => a,
-            other => {
-                return Err(Failure::runtime(format!(
-                    "{} The ItemsPath '{}' must reference a JSON array, got {}",
-                    cx.at(),
-                    spec.items_path,
-                    other
-                        .map(|v| truncate(&v))
-                        .unwrap_or_else(|| "nothing".into())
-                )))
-            }
+        let distributed = spec.distributed.as_ref();
+        let items = match distributed.and_then(|d| d.item_reader.as_ref()) {
+            Some(reader) => self.read_items(reader, input, vars, cx).await?,
+            None => match self.resolve(&spec.items_path, input, vars, cx) {
+                Some(Value::Array(a)) => a,
+                other => {
+                    return Err(Failure::runtime(format!(
+                        "{} The ItemsPath '{}' must reference a JSON array, got {}",
+                        cx.at(),
+                        spec.items_path,
+                        other
+                            .map(|v| truncate(&v))
+                            .unwrap_or_else(|| "nothing".into())
+                    )))
+                }
+            },
         };
         let read_num = |p: &Option<Path>, what: &str| -> Result<Option<f64>, Failure> {
             match p {
@@ -1266,14 +1274,15 @@ impl Run {
             "ToleratedFailurePercentagePath",
         )?
         .or(spec.tolerated_failure_percentage);
+        // A Distributed Map tolerates no failure unless told otherwise: a failed child
+        // execution fails the Map Run with States.ExceedToleratedFailureThreshold.
+        let tol_count = match (tol_count, tol_pct, distributed) {
+            (None, None, Some(_)) => Some(0),
+            _ => tol_count,
+        };
         let tolerant = tol_count.is_some() || tol_pct.is_some();
-        let total = items.len();
-        self.event(
-            "MapStateStarted",
-            || json!({"name": state.name, "length": total}),
-        );
 
-        let mut inputs = Vec::with_capacity(total);
+        let mut inputs = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             inputs.push(match &spec.item_selector {
                 Some(t) => {
@@ -1290,6 +1299,43 @@ impl Run {
                 None => item.clone(),
             });
         }
+        if let Some(b) = distributed.and_then(|d| d.item_batcher.as_ref()) {
+            let max_items = read_num(&b.max_items_per_batch_path, "MaxItemsPerBatchPath")?
+                .map(|n| n as u64)
+                .or(b.max_items_per_batch);
+            let max_bytes = read_num(
+                &b.max_input_bytes_per_batch_path,
+                "MaxInputBytesPerBatchPath",
+            )?
+            .map(|n| n as u64)
+            .or(b.max_input_bytes_per_batch);
+            let batch_input = match &b.batch_input {
+                Some(t) => Some(self.eval_template(t, input, vars, cx)?),
+                None => None,
+            };
+            inputs = distributed::batches(
+                inputs,
+                max_items.filter(|n| *n > 0).map(|n| n as usize),
+                max_bytes.filter(|n| *n > 0).map(|n| n as usize),
+                batch_input.as_ref(),
+            );
+        }
+        let total = inputs.len();
+        self.event(
+            "MapStateStarted",
+            || json!({"name": state.name, "length": total}),
+        );
+        let map_run_id = uuid::Uuid::new_v4().to_string();
+        let (arn_head, sm_name) = match self.execution_arn.split_once(":execution:") {
+            Some((head, rest)) => (head, rest.split(':').next().unwrap_or_default()),
+            None => ("arn:aws:states:us-east-1:123456789012", "StateMachine"),
+        };
+        let map_run_arn = format!("{arn_head}:mapRun:{sm_name}/{}:{map_run_id}", state.name);
+        if distributed.is_some() {
+            self.event("MapRunStarted", || json!({"mapRunArn": map_run_arn}));
+        }
+        let writer = distributed.and_then(|d| d.result_writer.as_ref());
+        let kept_inputs = writer.map(|_| inputs.clone());
         let limit = if max_concurrency == 0 {
             total.max(1)
         } else {
@@ -1302,7 +1348,9 @@ impl Run {
                     "MapIterationStarted",
                     || json!({"name": state.name, "index": i}),
                 );
+                let start = self.clock().now();
                 let r = self.run_scope(processor, item_input, vars.clone()).await;
+                let times = (start, self.clock().now());
                 match &r {
                     Ok(_) => self.event(
                         "MapIterationSucceeded",
@@ -1313,15 +1361,22 @@ impl Run {
                         || json!({"name": state.name, "index": i, "error": f.error, "cause": f.cause}),
                     ),
                 }
-                (i, r)
+                (i, r, times)
             },
         ))
         // Unordered, so a failing iteration ends the Map at once instead of waiting
         // for the iterations before it; outputs go back into their slots.
         .buffer_unordered(limit);
         let mut outputs: Vec<Value> = vec![Value::Null; total];
+        let mut outcomes: Vec<Option<IterationOutcome>> = Vec::new();
+        if writer.is_some() {
+            outcomes.resize(total, None);
+        }
         let mut failed = 0u64;
-        while let Some((i, r)) = stream.next().await {
+        while let Some((i, r, times)) = stream.next().await {
+            if writer.is_some() {
+                outcomes[i] = Some((r.clone(), times));
+            }
             match r {
                 Ok(v) => outputs[i] = v,
                 Err(f) if !tolerant || f.error == names::RUNTIME => {
@@ -1344,6 +1399,31 @@ impl Run {
                                 "The specified tolerated failure threshold was exceeded: {failed} of {total} iterations failed"
                             ),
                         );
+                        if distributed.is_some() {
+                            self.event(
+                                "MapRunFailed",
+                                || json!({"error": f.error, "cause": f.cause}),
+                            );
+                        }
+                        // AWS still exports the children that finished.
+                        if let (Some(w), Some(inputs)) = (writer, kept_inputs.clone()) {
+                            let records = self.child_records(
+                                state,
+                                &map_run_id,
+                                inputs,
+                                std::mem::take(&mut outcomes),
+                            );
+                            self.write_results(
+                                w,
+                                input,
+                                vars,
+                                cx,
+                                &map_run_arn,
+                                &map_run_id,
+                                &records,
+                            )
+                            .await?;
+                        }
                         self.event(
                             "MapStateFailed",
                             || json!({"name": state.name, "error": f.error, "cause": f.cause}),
@@ -1354,8 +1434,189 @@ impl Run {
                 }
             }
         }
+        drop(stream);
+        if distributed.is_some() {
+            self.event("MapRunSucceeded", || json!({}));
+        }
+        let output = match (writer, kept_inputs) {
+            (Some(w), Some(inputs)) => {
+                let records = self.child_records(state, &map_run_id, inputs, outcomes);
+                self.write_results(w, input, vars, cx, &map_run_arn, &map_run_id, &records)
+                    .await?
+            }
+            _ => Value::Array(outputs),
+        };
         self.event("MapStateSucceeded", || json!({"name": state.name}));
-        Ok(Value::Array(outputs))
+        Ok(output)
+    }
+
+    /// The S3 call an ItemReader or ResultWriter resource stands for, through the dispatcher.
+    async fn s3_call(
+        &self,
+        resource: &str,
+        input: Value,
+        cx: &StateCx<'_>,
+    ) -> Result<Value, Failure> {
+        let request = TaskRequest {
+            resource: s3_sdk_resource(resource),
+            input,
+            state_name: cx.state_name.to_string(),
+            execution_arn: self.execution_arn.clone(),
+            task_token: String::new(),
+            timeout: None,
+            clock: self.clock().clone(),
+            callbacks: self.engine.inner.callbacks.clone(),
+        };
+        self.engine.inner.dispatcher.invoke(request).await
+    }
+
+    async fn read_items(
+        &self,
+        reader: &ItemReaderSpec,
+        input: &Value,
+        vars: &Vars,
+        cx: &StateCx<'_>,
+    ) -> Result<Vec<Value>, Failure> {
+        let mut params = match &reader.parameters {
+            Some(t) => self.eval_template(t, input, vars, cx)?,
+            None => json!({}),
+        };
+        let max = match &reader.max_items_path {
+            Some(p) => Some(
+                self.resolve(p, input, vars, cx)
+                    .and_then(|v| v.as_u64())
+                    .ok_or_else(|| {
+                        Failure::runtime(format!(
+                            "{} The MaxItemsPath '{p}' does not reference a non-negative integer",
+                            cx.at()
+                        ))
+                    })?,
+            ),
+            None => reader.max_items,
+        }
+        .filter(|m| *m > 0)
+        .map(|m| m as usize);
+        let failed = |f: Failure| {
+            Failure::new(
+                names::ITEM_READER_FAILED,
+                format!(
+                    "The ItemReader could not read the items: {}: {}",
+                    f.error, f.cause
+                ),
+            )
+        };
+        let mut items = Vec::new();
+        if reader.input == ItemInput::Listing {
+            loop {
+                let page = self
+                    .s3_call(&reader.resource, params.clone(), cx)
+                    .await
+                    .map_err(failed)?;
+                items.extend(
+                    page["Contents"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(distributed::listing_item),
+                );
+                let next = page["NextContinuationToken"].as_str();
+                match next {
+                    Some(t) if max.is_none_or(|m| items.len() < m) => {
+                        params["ContinuationToken"] = json!(t);
+                    }
+                    _ => break,
+                }
+            }
+        } else {
+            let object = self
+                .s3_call(&reader.resource, params, cx)
+                .await
+                .map_err(failed)?;
+            let body = object["Body"].as_str().unwrap_or_default();
+            items = distributed::parse_items(body, reader.input, reader.csv_headers.as_deref())
+                .map_err(|e| Failure::new(names::ITEM_READER_FAILED, e))?;
+        }
+        if let Some(m) = max {
+            items.truncate(m);
+        }
+        Ok(items)
+    }
+
+    fn child_records(
+        &self,
+        state: &State,
+        map_run_id: &str,
+        inputs: Vec<Value>,
+        outcomes: Vec<Option<IterationOutcome>>,
+    ) -> Vec<ChildRecord> {
+        let (arn_head, sm_name) = match self.execution_arn.split_once(":execution:") {
+            Some((head, rest)) => (head, rest.split(':').next().unwrap_or_default()),
+            None => ("arn:aws:states:us-east-1:123456789012", "StateMachine"),
+        };
+        inputs
+            .into_iter()
+            .zip(outcomes)
+            .filter_map(|(input, outcome)| {
+                let (outcome, (start, stop)) = outcome?;
+                let name = uuid::Uuid::new_v4().to_string();
+                Some(ChildRecord {
+                    execution_arn: format!("{arn_head}:execution:{sm_name}/{}:{name}", state.name),
+                    name,
+                    state_machine_arn: format!(
+                        "{arn_head}:stateMachine:{sm_name}/{}:{map_run_id}",
+                        state.name
+                    ),
+                    input,
+                    outcome,
+                    start: timestamp(start),
+                    stop: timestamp(stop),
+                })
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_results(
+        &self,
+        writer: &ResultWriterSpec,
+        input: &Value,
+        vars: &Vars,
+        cx: &StateCx<'_>,
+        map_run_arn: &str,
+        map_run_id: &str,
+        records: &[ChildRecord],
+    ) -> Result<Value, Failure> {
+        let params = match &writer.parameters {
+            Some(t) => self.eval_template(t, input, vars, cx)?,
+            None => json!({}),
+        };
+        let Some(bucket) = params["Bucket"].as_str() else {
+            return Err(Failure::new(
+                names::RESULT_WRITER_FAILED,
+                "The ResultWriter's Parameters need a string 'Bucket'",
+            ));
+        };
+        let prefix = params["Prefix"].as_str().unwrap_or_default();
+        let (files, output) =
+            distributed::result_files(bucket, prefix, map_run_arn, map_run_id, records);
+        for (key, body) in files {
+            self.s3_call(
+                &writer.resource,
+                json!({"Bucket": bucket, "Key": key, "Body": body}),
+                cx,
+            )
+            .await
+            .map_err(|f| {
+                Failure::new(
+                    names::RESULT_WRITER_FAILED,
+                    format!(
+                        "The ResultWriter could not write s3://{bucket}/{key}: {}: {}",
+                        f.error, f.cause
+                    ),
+                )
+            })?;
+        }
+        Ok(output)
     }
 }
 
@@ -1380,7 +1641,13 @@ fn aws_event_details(ty: &str, d: Value, region: &str) -> Option<(String, Value)
     let (service, action) = match d.get("resource").and_then(Value::as_str) {
         Some(r) => match r.strip_prefix("arn:aws:states:::") {
             Some(rest) => {
-                let (svc, act) = rest.split_once(':').unwrap_or((rest, ""));
+                // `aws-sdk:dynamodb:putItem` is resourceType `aws-sdk:dynamodb`, resource `putItem`.
+                let split = if rest.starts_with("aws-sdk:") {
+                    rest.rsplit_once(':')
+                } else {
+                    rest.split_once(':')
+                };
+                let (svc, act) = split.unwrap_or((rest, ""));
                 (svc.to_string(), act.to_string())
             }
             None => ("lambda".to_string(), r.to_string()),
@@ -1440,6 +1707,8 @@ fn aws_event_details(ty: &str, d: Value, region: &str) -> Option<(String, Value)
             (key, json!({"name": field("name"), "index": field("index")}))
         }
         "StateRetryScheduled" => ("stateRetryScheduledEventDetails", d),
+        "MapRunStarted" => ("mapRunStartedEventDetails", d),
+        "MapRunFailed" => ("mapRunFailedEventDetails", Value::Object(err())),
         t if t.ends_with("StateEntered") => (
             "stateEnteredEventDetails",
             json!({"name": field("name"), "input": text(d.get("input")), "inputDetails": untruncated}),

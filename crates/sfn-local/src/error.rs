@@ -66,6 +66,7 @@ pub mod names {
     pub const PARAMETER_PATH_FAILURE: &str = "States.ParameterPathFailure";
     pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
     pub const ITEM_READER_FAILED: &str = "States.ItemReaderFailed";
+    pub const RESULT_WRITER_FAILED: &str = "States.ResultWriterFailed";
     pub const EXCEED_TOLERATED_FAILURE_THRESHOLD: &str = "States.ExceedToleratedFailureThreshold";
     pub const PERMISSIONS: &str = "States.Permissions";
 }

@@ -41,11 +41,13 @@
 //! # });
 //! ```
 
+pub mod aws;
 pub mod callbacks;
 pub mod choice;
 pub mod clock;
 pub mod definition;
 pub mod dispatcher;
+pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod intrinsics;
@@ -53,6 +55,7 @@ pub mod path;
 pub mod placeholders;
 pub mod template;
 
+pub use aws::AwsDispatcher;
 pub use callbacks::{TaskCallback, TaskCallbacks};
 pub use clock::{Clock, RealClock, VirtualClock};
 pub use definition::StateMachine;

@@ -19,13 +19,18 @@
 //! state machine named "Case", with a limit of 25,000 history events.
 
 use serde_json::{json, Value};
-use sfn_local::{Engine, ExecutionOptions, HandlerError, InProcessDispatcher, VirtualClock};
+use sfn_local::{
+    DispatcherChain, Engine, ExecutionOptions, HandlerError, InProcessDispatcher, TaskDispatcher,
+    VirtualClock,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn case_files(dir: &Path, out: &mut Vec<PathBuf>) {
+mod aws;
+
+pub(crate) fn case_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .filter_map(Result::ok)
@@ -119,7 +124,8 @@ fn report_later(kind: &str, step: &Value, payload: &Value, cx: &sfn_local::Invok
     });
 }
 
-async fn run_case(case: &Value) -> Result<(), String> {
+/// Runs one case; `extra` (when given) takes the tasks the case's handlers do not.
+async fn run_case(case: &Value, extra: Option<Arc<dyn TaskDispatcher>>) -> Result<(), String> {
     let expected = case.get("expected").ok_or("no \"expected\"")?;
     let status = expected["status"]
         .as_str()
@@ -128,10 +134,13 @@ async fn run_case(case: &Value) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .with_timezone(&chrono::Utc);
     let clock = Arc::new(VirtualClock::new(start));
-    let engine = Engine::new(
-        Arc::new(dispatcher(case.get("handlers").unwrap_or(&Value::Null))),
-        clock.clone(),
-    );
+    let handlers: Arc<dyn TaskDispatcher> =
+        Arc::new(dispatcher(case.get("handlers").unwrap_or(&Value::Null)));
+    let tasks: Arc<dyn TaskDispatcher> = match extra {
+        Some(extra) => Arc::new(DispatcherChain::new().with(handlers).with(extra)),
+        None => handlers,
+    };
+    let engine = Engine::new(tasks, clock.clone());
     if let Some(Value::Object(machines)) = case.get("machines") {
         for (name, def) in machines {
             engine
@@ -227,7 +236,7 @@ async fn cases() {
         let text = std::fs::read_to_string(f).unwrap_or_default();
         let outcome = match serde_json::from_str::<Value>(&text) {
             Err(e) => Err(format!("not JSON: {e}")),
-            Ok(case) => run_case(&case).await,
+            Ok(case) => run_case(&case, None).await,
         };
         if let Err(e) = outcome {
             failures.push(format!("{name}: {e}"));

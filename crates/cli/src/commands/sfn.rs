@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sfn_local::{Clock, Engine, ExecutionOptions, ExecutionStatus, InProcessDispatcher};
+use sfn_local::{
+    AwsDispatcher, Clock, DispatcherChain, Engine, ExecutionOptions, ExecutionStatus,
+    InProcessDispatcher,
+};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -54,9 +57,14 @@ fn execute(args: &RunArgs) -> anyhow::Result<ExecutionStatus> {
         ClockKind::Virtual => Arc::new(sfn_local::VirtualClock::default()),
         ClockKind::Real => Arc::new(sfn_local::RealClock),
     };
-    // No Lambda handlers are registered here: a definition with Task states needs an embedder
+    // No Lambda handlers are registered here: a definition with Lambda tasks needs an embedder
     // (such as `ferry local run`) that provides them, and fails validation otherwise.
-    let engine = Engine::new(Arc::new(InProcessDispatcher::new()), clock);
+    // `aws-sdk:*` tasks and Distributed Map S3 readers/writers go to AWS, or to the endpoint in
+    // AWS_ENDPOINT_URL (the AWS configuration is loaded when the first such task runs).
+    let tasks = DispatcherChain::new()
+        .with(Arc::new(InProcessDispatcher::new()))
+        .with(Arc::new(AwsDispatcher::from_env()));
+    let engine = Engine::new(Arc::new(tasks), clock);
     let machine = engine
         .load_str(&definition)
         .with_context(|| format!("{} is not a valid definition", args.definition.display()))?;
