@@ -6,3 +6,4 @@ mod cli;
 mod sample_data;
 mod sfn_cli;
 mod state_store;
+mod verify;

@@ -49,6 +49,9 @@ enum Command {
         #[command(subcommand)]
         command: SfnCommand,
     },
+    /// Prove a run's copy: digest the DynamoDB exports, compare with the bootstrap digests,
+    /// print one line per table and write runs/<run>/verify/report.json.
+    Verify(commands::verify::VerifyArgs),
     /// Print the error catalogue as Markdown (the source of docs/errors.md).
     Errors,
 }
@@ -67,6 +70,8 @@ enum LocalCommand {
 enum BenchCommand {
     /// Plan + extract of a BaseRate-shaped table to DynamoDB JSON, vs `psql \copy | gzip -1`.
     Extract(commands::bench::ExtractArgs),
+    /// Digest of gzip DynamoDB JSON files (verification), vs `zcat FILES | wc -l`.
+    Verify(commands::verify::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -97,6 +102,10 @@ fn main() -> ExitCode {
         Command::Bench {
             command: BenchCommand::Extract(args),
         } => runtime().block_on(commands::bench::extract(args)),
+        Command::Bench {
+            command: BenchCommand::Verify(args),
+        } => runtime().block_on(commands::verify::bench(args)),
+        Command::Verify(args) => runtime().block_on(commands::verify::run(args)),
         Command::Errors => {
             print!("{}", commands::errors::markdown());
             Ok(())

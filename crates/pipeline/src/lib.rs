@@ -10,6 +10,7 @@
 //! - [`plan`]: chunks of ctid block ranges, the chunk list.
 //! - [`extract`]: one chunk from PostgreSQL COPY to an object and its manifest.
 //! - [`bench`]: `ferry bench extract`, baseline `psql \copy | gzip -1` against ferry.
+//! - [`verify`]: export and source digests, the diff, the verification report.
 //! - [`sample`]: the deterministic rates & availability dataset (`lipsdb` plus N
 //!   `dailydatadb-partition-NN` databases), loaded with `COPY ... FROM STDIN`.
 
@@ -22,3 +23,4 @@ pub mod plan;
 pub mod sample;
 pub mod sink;
 pub mod value;
+pub mod verify;

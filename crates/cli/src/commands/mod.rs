@@ -4,6 +4,7 @@ pub mod plan;
 pub mod sample_data;
 pub mod sfn;
 pub mod validate;
+pub mod verify;
 
 pub mod errors {
     pub fn markdown() -> String {

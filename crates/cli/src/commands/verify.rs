@@ -1,0 +1,113 @@
+//! `ferry verify`: compare a run's source digests (bootstrap manifests) with its DynamoDB
+//! exports, print one summary line per table and write `runs/<run>/verify/report.json`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ferry_core::Spec;
+use ferry_pipeline::sink::S3Sink;
+use ferry_pipeline::verify::bench::{self, VerifyBenchOptions};
+use ferry_pipeline::verify::{self, S3Source, TableVerification};
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The spec file (TOML).
+    #[arg(long)]
+    spec: PathBuf,
+    /// The run whose bootstrap manifests and exports are compared.
+    #[arg(long)]
+    run: String,
+    /// The run bucket (holds `runs/<run>/...`).
+    #[arg(long, env = "FERRY_BUCKET")]
+    bucket: String,
+    /// Only these tables (default: every table of the spec). Repeatable.
+    #[arg(long = "table")]
+    tables: Vec<String>,
+    /// Export files digested at once.
+    #[arg(long, default_value_t = verify::DEFAULT_PARALLELISM)]
+    parallelism: usize,
+}
+
+pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    let spec = Spec::from_path(&args.spec)
+        .map_err(|errors| anyhow::anyhow!("{errors}"))
+        .with_context(|| format!("{} is not a valid spec", args.spec.display()))?;
+    let mut requests = Vec::new();
+    if args.tables.is_empty() {
+        requests.extend(
+            spec.tables
+                .iter()
+                .map(|t| TableVerification::new(&args.run, t, spec.verification)),
+        );
+    } else {
+        for name in &args.tables {
+            let table = spec
+                .table(name)
+                .with_context(|| format!("the spec has no table named {name:?}"))?;
+            requests.push(TableVerification::new(&args.run, table, spec.verification));
+        }
+    }
+    for request in &mut requests {
+        request.parallelism = args.parallelism;
+    }
+
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // Emulators serve buckets by path, not by virtual host.
+    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(path_style)
+            .build(),
+    );
+    let source = Arc::new(S3Source::new(s3.clone(), &args.bucket));
+    let sink = S3Sink::new(s3, &args.bucket);
+    let report = verify::verify_run(source, &sink, &args.run, &requests)
+        .await
+        .map_err(|err| anyhow::anyhow!(ferry_core::Error::from(err).detail()))
+        .context("verification could not run")?;
+    for line in report.summaries() {
+        println!("{line}");
+    }
+    println!(
+        "report: s3://{}/{}",
+        args.bucket,
+        verify::report_key(&args.run)
+    );
+    report
+        .to_result()
+        .map_err(|err| anyhow::anyhow!(err.to_string()))
+}
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Items of gzip DynamoDB JSON to digest.
+    #[arg(long, default_value_t = bench::DEFAULT_ITEMS)]
+    items: u64,
+    /// Files the items are spread over.
+    #[arg(long, default_value_t = bench::DEFAULT_FILES)]
+    files: usize,
+    /// Files digested at once (default: the number of cores).
+    #[arg(long)]
+    parallelism: Option<usize>,
+    /// Where the files are written (reused when they already hold the same items).
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("ferry-bench-verify"))]
+    work_dir: PathBuf,
+}
+
+/// ferry's digest of export-like files vs `zcat FILES | wc -l`; the last line is `ratio: X.XX`.
+pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let options = VerifyBenchOptions {
+        items: args.items,
+        files: args.files.max(1),
+        parallelism: args.parallelism,
+        work_dir: args.work_dir,
+    };
+    let report = bench::run(&options)
+        .await
+        .context("the verify benchmark failed")?;
+    for line in report.lines() {
+        println!("{line}");
+    }
+    Ok(())
+}
