@@ -161,3 +161,101 @@ pub fn ferry() -> Command {
     command.envs(services().env());
     command
 }
+
+/// An S3 client for the emulator (path-style addressing) and a fresh bucket made with it.
+pub async fn s3_bucket(prefix: &str) -> (aws_sdk_s3::Client, String) {
+    let config = aws_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = unique_name(prefix).replace('_', "-");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("CreateBucket");
+    (s3, bucket)
+}
+
+/// ImportTable (DynamoDB JSON, GZIP) from `bucket`/`prefix` into a new on-demand table whose
+/// key attributes are `keys` (partition key first, then the sort key if any), and waits until
+/// the import has COMPLETED; any other end fails the test with the import's failure.
+pub async fn import_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    bucket: &str,
+    prefix: &str,
+    table_name: &str,
+    keys: &[(&str, aws_sdk_dynamodb::types::ScalarAttributeType)],
+) {
+    use aws_sdk_dynamodb::types as ddb;
+    let mut params = ddb::TableCreationParameters::builder()
+        .table_name(table_name)
+        .billing_mode(ddb::BillingMode::PayPerRequest);
+    for (i, (name, kind)) in keys.iter().enumerate() {
+        let key_type = if i == 0 {
+            ddb::KeyType::Hash
+        } else {
+            ddb::KeyType::Range
+        };
+        params = params
+            .attribute_definitions(
+                ddb::AttributeDefinition::builder()
+                    .attribute_name(*name)
+                    .attribute_type(kind.clone())
+                    .build()
+                    .expect("attribute definition"),
+            )
+            .key_schema(
+                ddb::KeySchemaElement::builder()
+                    .attribute_name(*name)
+                    .key_type(key_type)
+                    .build()
+                    .expect("key schema element"),
+            );
+    }
+    let import = dynamodb
+        .import_table()
+        .s3_bucket_source(
+            ddb::S3BucketSource::builder()
+                .s3_bucket(bucket)
+                .s3_key_prefix(prefix)
+                .build()
+                .expect("S3 source"),
+        )
+        .input_format(ddb::InputFormat::DynamodbJson)
+        .input_compression_type(ddb::InputCompressionType::Gzip)
+        .table_creation_parameters(params.build().expect("table parameters"))
+        .send()
+        .await
+        .expect("ImportTable");
+    let arn = import
+        .import_table_description()
+        .and_then(|d| d.import_arn())
+        .expect("an import ARN")
+        .to_owned();
+    for _ in 0..120 {
+        let described = dynamodb
+            .describe_import()
+            .import_arn(&arn)
+            .send()
+            .await
+            .expect("DescribeImport");
+        let description = described
+            .import_table_description()
+            .expect("an import description");
+        match description.import_status() {
+            Some(ddb::ImportStatus::Completed) => return,
+            Some(ddb::ImportStatus::InProgress) | None => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await
+            }
+            other => panic!(
+                "import ended {other:?}: {:?} {:?}",
+                description.failure_code(),
+                description.failure_message()
+            ),
+        }
+    }
+    panic!("import {arn} did not complete in 30 s");
+}

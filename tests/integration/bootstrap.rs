@@ -251,70 +251,7 @@ async fn import_and_scan(
 ) -> Vec<Item> {
     let config = ferry_tests::aws_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let mut params = ddb::TableCreationParameters::builder()
-        .table_name(table_name)
-        .billing_mode(ddb::BillingMode::PayPerRequest);
-    for (i, (name, kind)) in keys.iter().enumerate() {
-        params = params
-            .attribute_definitions(
-                ddb::AttributeDefinition::builder()
-                    .attribute_name(*name)
-                    .attribute_type(kind.clone())
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                ddb::KeySchemaElement::builder()
-                    .attribute_name(*name)
-                    .key_type(if i == 0 {
-                        ddb::KeyType::Hash
-                    } else {
-                        ddb::KeyType::Range
-                    })
-                    .build()
-                    .unwrap(),
-            );
-    }
-    let import = dynamodb
-        .import_table()
-        .s3_bucket_source(
-            ddb::S3BucketSource::builder()
-                .s3_bucket(bucket)
-                .s3_key_prefix(prefix)
-                .build()
-                .unwrap(),
-        )
-        .input_format(ddb::InputFormat::DynamodbJson)
-        .input_compression_type(ddb::InputCompressionType::Gzip)
-        .table_creation_parameters(params.build().unwrap())
-        .send()
-        .await
-        .expect("ImportTable");
-    let arn = import
-        .import_table_description()
-        .and_then(|d| d.import_arn())
-        .unwrap()
-        .to_owned();
-    for _ in 0..120 {
-        let described = dynamodb
-            .describe_import()
-            .import_arn(&arn)
-            .send()
-            .await
-            .unwrap();
-        let description = described.import_table_description().unwrap();
-        match description.import_status() {
-            Some(ddb::ImportStatus::Completed) => break,
-            Some(ddb::ImportStatus::InProgress) | None => {
-                tokio::time::sleep(Duration::from_millis(250)).await
-            }
-            other => panic!(
-                "import ended {other:?}: {:?} {:?}",
-                description.failure_code(),
-                description.failure_message()
-            ),
-        }
-    }
+    ferry_tests::import_table(&dynamodb, bucket, prefix, table_name, keys).await;
     let mut items = Vec::new();
     let mut start = None;
     loop {
@@ -339,15 +276,7 @@ async fn import_and_scan(
 }
 
 async fn bucket() -> (aws_sdk_s3::Client, String) {
-    let config = ferry_tests::aws_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    let name = ferry_tests::unique_name("bkt").replace('_', "-");
-    s3.create_bucket().bucket(&name).send().await.unwrap();
-    (s3, name)
+    ferry_tests::s3_bucket("bkt").await
 }
 
 async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {

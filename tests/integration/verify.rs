@@ -69,13 +69,7 @@ async fn migrate(table: &str) -> Migrated {
     client.batch_execute(PRICES).await.unwrap();
 
     let config = ferry_tests::aws_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    let bucket = ferry_tests::unique_name("vfy").replace('_', "-");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let (s3, bucket) = ferry_tests::s3_bucket("vfy").await;
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&config)
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
@@ -117,72 +111,26 @@ async fn migrate(table: &str) -> Migrated {
         ferry_tests::unique_name("vfy").replace('_', "-"),
         table.name
     );
-    let mut params = ddb::TableCreationParameters::builder()
-        .table_name(&table_name)
-        .billing_mode(ddb::BillingMode::PayPerRequest);
     let key = &table.key;
-    let key_attributes = std::iter::once((&key.partition, ddb::KeyType::Hash))
-        .chain(key.sort.as_ref().map(|s| (s, ddb::KeyType::Range)));
-    for (attribute, key_type) in key_attributes {
-        let scalar = match attribute.key_type {
-            ferry_core::spec::KeyType::String => ddb::ScalarAttributeType::S,
-            ferry_core::spec::KeyType::Number => ddb::ScalarAttributeType::N,
-            ferry_core::spec::KeyType::Binary => ddb::ScalarAttributeType::B,
-        };
-        params = params
-            .attribute_definitions(
-                ddb::AttributeDefinition::builder()
-                    .attribute_name(&attribute.attribute)
-                    .attribute_type(scalar)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                ddb::KeySchemaElement::builder()
-                    .attribute_name(&attribute.attribute)
-                    .key_type(key_type)
-                    .build()
-                    .unwrap(),
-            );
-    }
-    let import = dynamodb
-        .import_table()
-        .s3_bucket_source(
-            ddb::S3BucketSource::builder()
-                .s3_bucket(&bucket)
-                .s3_key_prefix(Chunk::data_prefix(&run, &table.name))
-                .build()
-                .unwrap(),
-        )
-        .input_format(ddb::InputFormat::DynamodbJson)
-        .input_compression_type(ddb::InputCompressionType::Gzip)
-        .table_creation_parameters(params.build().unwrap())
-        .send()
-        .await
-        .expect("ImportTable");
-    let arn = import
-        .import_table_description()
-        .and_then(|d| d.import_arn())
-        .unwrap()
-        .to_owned();
-    for attempt in 0.. {
-        let described = dynamodb
-            .describe_import()
-            .import_arn(&arn)
-            .send()
-            .await
-            .unwrap();
-        let status = described
-            .import_table_description()
-            .and_then(|d| d.import_status().cloned());
-        match status {
-            Some(ddb::ImportStatus::Completed) => break,
-            Some(ddb::ImportStatus::InProgress) | None if attempt < 120 => {
-                tokio::time::sleep(Duration::from_millis(250)).await
-            }
-            other => panic!("import ended {other:?}"),
-        }
-    }
+    let keys: Vec<(&str, ddb::ScalarAttributeType)> = std::iter::once(&key.partition)
+        .chain(key.sort.as_ref())
+        .map(|attribute| {
+            let scalar = match attribute.key_type {
+                ferry_core::spec::KeyType::String => ddb::ScalarAttributeType::S,
+                ferry_core::spec::KeyType::Number => ddb::ScalarAttributeType::N,
+                ferry_core::spec::KeyType::Binary => ddb::ScalarAttributeType::B,
+            };
+            (attribute.attribute.as_str(), scalar)
+        })
+        .collect();
+    ferry_tests::import_table(
+        &dynamodb,
+        &bucket,
+        &Chunk::data_prefix(&run, &table.name),
+        &table_name,
+        &keys,
+    )
+    .await;
     Migrated {
         client,
         source,
