@@ -259,3 +259,27 @@ pub async fn import_table(
     }
     panic!("import {arn} did not complete in 30 s");
 }
+
+/// A client of `database` on the test PostgreSQL, its connection driven in the background.
+pub async fn connect(database: &str) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(&postgres_url_for(database), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|err| panic!("connect to the test database {database}: {err}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh database (named from `prefix`) on the test PostgreSQL, holding what `sql` makes,
+/// with its name and a client of it.
+pub async fn database(prefix: &str, sql: &str) -> (String, tokio_postgres::Client) {
+    let name = unique_name(prefix);
+    connect("postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("CREATE DATABASE");
+    let client = connect(&name).await;
+    client.batch_execute(sql).await.expect("the test schema");
+    (name, client)
+}

@@ -19,7 +19,7 @@ use ferry_pipeline::item::ItemMapper;
 use ferry_pipeline::plan::{plan_table, table_size, Chunk};
 use ferry_pipeline::sink::{LocalDirSink, ObjectSink, S3Sink};
 use ferry_pipeline::value::{parse_item_line, AttributeValue, Item};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 fn spec() -> Spec {
     Spec::from_path(&ferry_tests::repo_root().join("tests/fixtures/bootstrap/all-types.toml"))
@@ -30,29 +30,8 @@ fn table(name: &str) -> TableSpec {
     spec().table(name).expect("table in the fixture").clone()
 }
 
-/// A fresh database holding `sql`.
 async fn database(sql: &str) -> (String, Client) {
-    let name = ferry_tests::unique_name("boot");
-    let (admin, connection) = tokio_postgres::connect(&ferry_tests::postgres_url(), NoTls)
-        .await
-        .expect("connect to the test PostgreSQL");
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let client = connect(&name).await;
-    client.batch_execute(sql).await.unwrap();
-    (name, client)
-}
-
-async fn connect(database: &str) -> Client {
-    let (client, connection) =
-        tokio_postgres::connect(&ferry_tests::postgres_url_for(database), NoTls)
-            .await
-            .expect("connect to the test database");
-    tokio::spawn(connection);
-    client
+    ferry_tests::database("boot", sql).await
 }
 
 const ALL_TYPES: &str = r#"
@@ -436,7 +415,7 @@ async fn chunked_extract_equals_single_chunk_extract() {
             options.clone(),
         );
         tasks.spawn(async move {
-            let client = connect(&db).await;
+            let client = ferry_tests::connect(&db).await;
             extract_chunk(&client, &source, &mapper, &chunk, &options, &sink)
                 .await
                 .unwrap()

@@ -15,7 +15,6 @@ use ferry_pipeline::sink::S3Sink;
 use ferry_pipeline::verify::{
     self, Difference, DifferenceKind, S3Source, TableReport, TableVerification, Verdict,
 };
-use tokio_postgres::NoTls;
 
 const PRICES: &str = r#"
 CREATE TABLE prices (
@@ -52,21 +51,7 @@ async fn migrate(table: &str) -> Migrated {
     let spec = spec();
     let table = spec.table(table).expect("table in the fixture").clone();
 
-    let database = ferry_tests::unique_name("verify");
-    let (admin, connection) = tokio_postgres::connect(&ferry_tests::postgres_url(), NoTls)
-        .await
-        .expect("connect to the test PostgreSQL");
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
-    let (client, connection) =
-        tokio_postgres::connect(&ferry_tests::postgres_url_for(&database), NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    client.batch_execute(PRICES).await.unwrap();
+    let (_database, client) = ferry_tests::database("verify", PRICES).await;
 
     let config = ferry_tests::aws_config().await;
     let (s3, bucket) = ferry_tests::s3_bucket("vfy").await;
