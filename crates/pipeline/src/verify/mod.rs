@@ -606,27 +606,15 @@ pub async fn merge_partials(
     bucket_bits: u8,
     batches: u32,
 ) -> Result<(u64, BucketDigests), VerifyError> {
-    let invalid = |message: String| VerifyError::Invalid {
-        table: table.to_owned(),
-        message,
-    };
-    let mut digests = BucketDigests::new(bucket_bits).map_err(|e| invalid(e.to_string()))?;
-    let mut items = 0;
-    for batch in 0..batches {
-        let key = partial_key(run, table, batch);
-        let body = source.get(&key).await?;
-        let partial: PartialDigests =
-            serde_json::from_slice(&body).map_err(|source| VerifyError::Parse {
-                key,
-                line: 1,
-                source,
-            })?;
-        items += partial.items;
-        digests
-            .merge(&partial.digests)
-            .map_err(|e| invalid(e.to_string()))?;
-    }
-    Ok((items, digests))
+    let keys = (0..batches).map(|batch| partial_key(run, table, batch));
+    merge_digest_objects(
+        source,
+        keys,
+        table,
+        bucket_bits,
+        |partial: PartialDigests| (partial.items, partial.digests),
+    )
+    .await
 }
 
 // ---- the source side -------------------------------------------------------------------------
@@ -639,32 +627,52 @@ pub async fn source_digests(
     bucket_bits: u8,
 ) -> Result<(u64, BucketDigests), VerifyError> {
     let prefix = format!("runs/{run}/manifests/{table}/");
+    let keys = source.list(&prefix).await?;
+    if keys.is_empty() {
+        return Err(VerifyError::Invalid {
+            table: table.to_owned(),
+            message: format!(
+                "no chunk manifests under {prefix}: was the table bootstrapped in this run?"
+            ),
+        });
+    }
+    merge_digest_objects(
+        source,
+        keys,
+        table,
+        bucket_bits,
+        |manifest: ChunkManifest| (manifest.rows, manifest.digests),
+    )
+    .await
+}
+
+/// Reads each object as JSON of type `T` and merges what `parts` takes from it: a count,
+/// summed, and bucket digests, merged.
+async fn merge_digest_objects<T: serde::de::DeserializeOwned>(
+    source: &dyn ObjectSource,
+    keys: impl IntoIterator<Item = String>,
+    table: &str,
+    bucket_bits: u8,
+    parts: impl Fn(T) -> (u64, BucketDigests),
+) -> Result<(u64, BucketDigests), VerifyError> {
     let invalid = |message: String| VerifyError::Invalid {
         table: table.to_owned(),
         message,
     };
     let mut digests = BucketDigests::new(bucket_bits).map_err(|e| invalid(e.to_string()))?;
-    let mut rows = 0;
-    let keys = source.list(&prefix).await?;
-    if keys.is_empty() {
-        return Err(invalid(format!(
-            "no chunk manifests under {prefix}: was the table bootstrapped in this run?"
-        )));
-    }
+    let mut count = 0;
     for key in keys {
         let body = source.get(&key).await?;
-        let manifest: ChunkManifest =
-            serde_json::from_slice(&body).map_err(|source| VerifyError::Parse {
-                key,
-                line: 1,
-                source,
-            })?;
-        rows += manifest.rows;
-        digests
-            .merge(&manifest.digests)
-            .map_err(|e| invalid(e.to_string()))?;
+        let object: T = serde_json::from_slice(&body).map_err(|source| VerifyError::Parse {
+            key,
+            line: 1,
+            source,
+        })?;
+        let (n, part) = parts(object);
+        count += n;
+        digests.merge(&part).map_err(|e| invalid(e.to_string()))?;
     }
-    Ok((rows, digests))
+    Ok((count, digests))
 }
 
 // ---- the diff and the report -----------------------------------------------------------------
