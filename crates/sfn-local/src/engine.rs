@@ -957,36 +957,30 @@ impl Run {
         cx: &StateCx<'_>,
     ) -> Result<Value, Failure> {
         check_size(&params, "task input")?;
-        let timeout = match &spec.timeout_seconds_path {
+        // A *SecondsPath must resolve to a positive integer; otherwise the fixed value applies.
+        let seconds = |path: &Option<Path>, field: &str, fixed: Option<u64>| match path {
             Some(p) => match self
                 .resolve(p, effective, vars, cx)
                 .and_then(|v| v.as_u64())
             {
-                Some(n) if n > 0 => Some(n),
-                _ => {
-                    return Err(Failure::runtime(format!(
-                        "{} The TimeoutSecondsPath '{p}' does not reference a positive integer",
-                        cx.at()
-                    )))
-                }
+                Some(n) if n > 0 => Ok(Some(n)),
+                _ => Err(Failure::runtime(format!(
+                    "{} The {field} '{p}' does not reference a positive integer",
+                    cx.at()
+                ))),
             },
-            None => spec.timeout_seconds,
+            None => Ok(fixed),
         };
-        let heartbeat = match &spec.heartbeat_seconds_path {
-            Some(p) => match self
-                .resolve(p, effective, vars, cx)
-                .and_then(|v| v.as_u64())
-            {
-                Some(n) if n > 0 => Some(n),
-                _ => {
-                    return Err(Failure::runtime(format!(
-                        "{} The HeartbeatSecondsPath '{p}' does not reference a positive integer",
-                        cx.at()
-                    )))
-                }
-            },
-            None => spec.heartbeat_seconds,
-        };
+        let timeout = seconds(
+            &spec.timeout_seconds_path,
+            "TimeoutSecondsPath",
+            spec.timeout_seconds,
+        )?;
+        let heartbeat = seconds(
+            &spec.heartbeat_seconds_path,
+            "HeartbeatSecondsPath",
+            spec.heartbeat_seconds,
+        )?;
         self.event(
             "TaskScheduled",
             || json!({"name": state.name, "resource": spec.resource, "parameters": params, "timeoutInSeconds": timeout}),
