@@ -179,7 +179,7 @@ fn assert_same_items(table: &str, mut expected: Vec<Item>, mut actual: Vec<Item>
     }
 }
 
-fn from_sdk(value: &ddb::AttributeValue) -> AttributeValue {
+pub(crate) fn from_sdk(value: &ddb::AttributeValue) -> AttributeValue {
     match value {
         ddb::AttributeValue::S(v) => AttributeValue::S(v.clone()),
         ddb::AttributeValue::N(v) => AttributeValue::N(v.clone()),

@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod cli;
+mod migration;
 mod sample_data;
 mod sfn_cli;
 mod state_store;

@@ -58,6 +58,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum LocalCommand {
+    /// Run a migration end to end on this machine: the project's state machines in the local
+    /// engine, the functions in-process, AWS calls to the configured endpoint (the emulator).
+    Run(commands::local::RunArgs),
     /// Create the state table in the emulator (idempotent).
     Init {
         /// The state table's name.
@@ -93,6 +96,14 @@ fn main() -> ExitCode {
         Command::Sfn {
             command: SfnCommand::Run(args),
         } => return commands::sfn::run(args),
+        Command::Local {
+            command: LocalCommand::Run(args),
+        } => {
+            return commands::local::run(args).unwrap_or_else(|err| {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            })
+        }
         Command::Validate { spec } => commands::validate::run(&spec),
         Command::Plan { spec, domain } => commands::plan::run(&spec, domain.as_deref()),
         Command::SampleData(args) => runtime().block_on(commands::sample_data::run(args)),

@@ -63,6 +63,12 @@ catalogue! {
         "The run is still PROCESSING, so its record cannot be deleted yet.";
     TargetNotEmpty = "TARGET_NOT_EMPTY", 409, "Ferry.TargetNotEmpty",
         "A target DynamoDB table already exists; ImportTable always creates a new table.";
+    ImportFailed = "IMPORT_FAILED", 502, "Ferry.ImportFailed",
+        "DynamoDB ImportTable ended FAILED or CANCELLED; the cause carries its failure code, message and error count.";
+    ExportFailed = "EXPORT_FAILED", 502, "Ferry.ExportFailed",
+        "DynamoDB ExportTableToPointInTime ended FAILED; the cause carries its failure code and message.";
+    CloneFailed = "CLONE_FAILED", 502, "Ferry.CloneFailed",
+        "A clone of a source could not be made or destroyed, or what was to be destroyed is not a ferry clone.";
     VerificationFailed = "VERIFICATION_FAILED", 422, "Ferry.VerificationFailed",
         "The copy in DynamoDB differs from the source by more than the spec's tolerance.";
     SourceUnavailable = "SOURCE_UNAVAILABLE", 502, "Ferry.SourceUnavailable",

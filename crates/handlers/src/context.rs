@@ -1,0 +1,116 @@
+//! What every handler works with: the ports, and the typed configuration they are built from.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use ferry_core::state::{DynamoDbStateStore, RunRecord, StateStore};
+use ferry_core::{Error, ErrorCode, Result, RunId, Spec};
+use ferry_pipeline::sink::{ObjectSink, S3Sink};
+use ferry_pipeline::verify::{ObjectSource, S3Source};
+
+use crate::clone::CloneProviders;
+use crate::poll_status::{Executions, StepFunctionsExecutions};
+use crate::source::{SecretsManagerReader, Sources};
+
+/// Configuration read once from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `FERRY_STATE_TABLE`: the DynamoDB table of migrations, runs and leases.
+    pub state_table: String,
+    /// `FERRY_BUCKET`: the run bucket (`runs/<run>/...`).
+    pub bucket: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] over any lookup, so it is testable without touching the process.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let required = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::Configuration,
+                        format!("the environment variable {name} is not set"),
+                    )
+                })
+        };
+        Ok(Config {
+            state_table: required("FERRY_STATE_TABLE")?,
+            bucket: required("FERRY_BUCKET")?,
+        })
+    }
+}
+
+/// The ports a handler uses. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Arc<dyn StateStore>,
+    pub objects: Arc<dyn ObjectSource>,
+    pub sink: Arc<dyn ObjectSink>,
+    pub bucket: String,
+    pub sources: Sources,
+    pub clones: CloneProviders,
+    pub executions: Arc<dyn Executions>,
+}
+
+impl Context {
+    /// The AWS adapters for every port, from one SDK configuration. S3 is addressed by path
+    /// when an endpoint override is set (emulators serve buckets by path).
+    pub fn from_aws(config: &Config, sdk: &SdkConfig) -> Context {
+        let path_style = sdk.endpoint_url().is_some();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(sdk)
+                .force_path_style(path_style)
+                .build(),
+        );
+        let sources = Sources::new(Some(Arc::new(SecretsManagerReader::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+        ))));
+        Context {
+            store: Arc::new(DynamoDbStateStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &config.state_table,
+            )),
+            objects: Arc::new(S3Source::new(s3.clone(), &config.bucket)),
+            sink: Arc::new(S3Sink::new(s3, &config.bucket)),
+            bucket: config.bucket.clone(),
+            clones: CloneProviders::new(sources.clone(), aws_sdk_rds::Client::new(sdk)),
+            sources,
+            executions: Arc::new(StepFunctionsExecutions::new(aws_sdk_sfn::Client::new(sdk))),
+        }
+    }
+
+    /// The run's record; its spec snapshot is what every step works from.
+    pub async fn run(&self, migration: &str, run_id: RunId) -> Result<RunRecord> {
+        self.store.run(migration, run_id).await?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::NotFound,
+                format!("migration {migration:?} has no run {run_id}"),
+            )
+        })
+    }
+
+    pub async fn spec(&self, migration: &str, run_id: RunId) -> Result<Spec> {
+        Ok(self.run(migration, run_id).await?.spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_the_missing_variable() {
+        let err = Config::from_lookup(|name| (name == "FERRY_BUCKET").then(|| "b".to_string()))
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Configuration);
+        assert!(err.message().contains("FERRY_STATE_TABLE"), "{err}");
+        let config = Config::from_lookup(|name| Some(format!("{name}-value"))).unwrap();
+        assert_eq!(config.bucket, "FERRY_BUCKET-value");
+        assert_eq!(config.state_table, "FERRY_STATE_TABLE-value");
+    }
+}

@@ -1,0 +1,6 @@
+//! The `bootstrap` Lambda: wiring only; the handler is `ferry_handlers::Function::Bootstrap`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    ferry_handlers::lambda::serve(ferry_handlers::Function::Bootstrap).await
+}

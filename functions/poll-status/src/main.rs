@@ -1,0 +1,6 @@
+//! The `poll-status` Lambda: wiring only; the handler is `ferry_handlers::Function::PollStatus`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    ferry_handlers::lambda::serve(ferry_handlers::Function::PollStatus).await
+}

@@ -1,0 +1,794 @@
+//! The migration end to end: `statemachines/*.asl.json` in sfn-local, the functions' handlers
+//! in-process, real PostgreSQL and the emulator. Each test has its own sample databases, state
+//! table, bucket and DynamoDB table prefix; faults are injected by wrapping the task
+//! dispatcher, so the definitions and handlers run exactly as they ship.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types as ddb;
+use ferry_cli::local_run::{self, DispatcherWrapper, LocalRunOptions, LocalRunOutcome};
+use ferry_core::state::{DynamoDbStateStore, NewRun};
+use ferry_core::{ErrorCode, RunId, RunStatus, Spec};
+use ferry_handlers::check_clone::{self, CloneRef};
+use ferry_handlers::{Config, Context};
+use ferry_pipeline::digest::ItemHasher;
+use ferry_pipeline::extract::{describe_table, extract_chunk, ExtractOptions};
+use ferry_pipeline::item::ItemMapper;
+use ferry_pipeline::plan::Chunk;
+use ferry_pipeline::sample::{self, SampleOptions};
+use ferry_pipeline::sink::LocalDirSink;
+use ferry_pipeline::value::{parse_item_line, Item};
+use ferry_pipeline::verify::Verdict;
+use serde_json::{json, Value};
+use sfn_local::{Failure, TaskDispatcher, TaskRequest};
+
+const PARTITIONS: u32 = 2;
+
+/// One test's world.
+struct World {
+    prefix: String,
+    spec: Spec,
+    sdk: SdkConfig,
+    cx: Context,
+    dynamodb: aws_sdk_dynamodb::Client,
+}
+
+/// Sample databases (`rows` per table and partition) under a fresh prefix, the example spec
+/// pointed at them (then edited by `edit`), a state table and a bucket.
+async fn world(rows: u64, edit: impl Fn(String) -> String) -> World {
+    let services = ferry_tests::services();
+    // The example spec reads the source URL from FERRY_DATABASE_URL (nextest runs each test
+    // in its own process, so setting it here touches no other test).
+    if std::env::var("FERRY_DATABASE_URL").ok().as_deref() != Some(&services.database_url) {
+        std::env::set_var("FERRY_DATABASE_URL", &services.database_url);
+    }
+    let prefix = format!("{}_", ferry_tests::unique_name("m"));
+    sample::generate(
+        &SampleOptions {
+            database_url: services.database_url.clone(),
+            partitions: PARTITIONS,
+            rows_per_partition: rows,
+            seed: 11,
+            database_prefix: prefix.clone(),
+        },
+        &|_| {},
+    )
+    .await
+    .expect("sample data");
+    let text =
+        std::fs::read_to_string(ferry_tests::repo_root().join("examples/rates-availability.toml"))
+            .expect("the example spec");
+    let text = text
+        .replace(
+            "name = \"rates-availability\"",
+            &format!("name = \"{prefix}ra\""),
+        )
+        .replace(
+            "table_prefix = \"ferry-demo-\"",
+            &format!("table_prefix = \"{prefix}\""),
+        )
+        .replace("\"lipsdb\"", &format!("\"{prefix}lipsdb\""))
+        .replace(
+            "dailydatadb-partition-",
+            &format!("{prefix}dailydatadb-partition-"),
+        );
+    let spec = Spec::from_toml_str(&edit(text)).expect("the edited example spec validates");
+    let sdk = ferry_tests::aws_config().await;
+    let (_, bucket) = ferry_tests::s3_bucket(&prefix).await;
+    let state_table = format!("{prefix}state");
+    DynamoDbStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), &state_table)
+        .create_table_if_missing()
+        .await
+        .expect("state table");
+    let cx = Context::from_aws(
+        &Config {
+            state_table,
+            bucket,
+        },
+        &sdk,
+    );
+    World {
+        prefix,
+        spec,
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        sdk,
+        cx,
+    }
+}
+
+impl World {
+    async fn run(
+        &self,
+        domain: Option<&str>,
+        dry_run: bool,
+        wrap: Option<DispatcherWrapper>,
+    ) -> anyhow::Result<LocalRunOutcome> {
+        let (cx, sdk) = (self.cx.clone(), self.sdk.clone());
+        let options = LocalRunOptions {
+            spec: self.spec.clone(),
+            domain: domain.map(str::to_owned),
+            dry_run,
+            parallelism: 3,
+            progress: false,
+        };
+        tokio::task::spawn_blocking(move || local_run::run(cx, &sdk, options, wrap))
+            .await
+            .expect("the run's thread")
+    }
+
+    /// Clone databases of this world still on the server (found by the label every clone
+    /// carries: its name may be cut short).
+    async fn clones_left(&self) -> Vec<String> {
+        let client = ferry_tests::connect("postgres").await;
+        client
+            .query(
+                "SELECT datname FROM pg_database \
+                 WHERE starts_with(shobj_description(oid, 'pg_database'), 'ferry clone of ' || $1)",
+                &[&self.prefix],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    async fn leases_left(&self, run_id: RunId, domains: &[&str]) -> usize {
+        let mut n = 0;
+        for domain in domains {
+            for clone in check_clone::domain_clones(&self.cx, &self.spec, domain, run_id).unwrap() {
+                n += self
+                    .cx
+                    .store
+                    .clone_leases(&clone.clone)
+                    .await
+                    .unwrap()
+                    .len();
+            }
+        }
+        n
+    }
+
+    fn table_name(&self, table: &str) -> String {
+        self.spec
+            .dynamodb_table_name(self.spec.table(table).unwrap())
+    }
+
+    /// The items the spec's mapping makes of the source rows, keyed by primary key hash.
+    async fn expected_items(&self, table: &str) -> BTreeMap<u128, Vec<u8>> {
+        let spec_table = self.spec.table(table).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalDirSink::new(dir.path());
+        let mut out = BTreeMap::new();
+        for (index, shard) in self.spec.shards_of(spec_table).into_iter().enumerate() {
+            let client = ferry_tests::connect(&shard.database).await;
+            let ferry_core::spec::TableSource::Table(qualified) = &spec_table.source else {
+                unreachable!()
+            };
+            let source = describe_table(&client, qualified).await.unwrap();
+            let mapper = ItemMapper::new(spec_table, &source.columns).unwrap();
+            let chunk = Chunk {
+                run: "expected".into(),
+                table: table.into(),
+                shard: format!("s{index}"),
+                chunk: 0,
+                start_block: 0,
+                end_block: None,
+                compression: spec_table.compression,
+            };
+            let manifest = extract_chunk(
+                &client,
+                &source,
+                &mapper,
+                &chunk,
+                &ExtractOptions::default(),
+                &sink,
+            )
+            .await
+            .unwrap();
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(
+                std::fs::File::open(dir.path().join(&manifest.object_key)).unwrap(),
+            )
+            .read_to_string(&mut text)
+            .unwrap();
+            let mut hasher = ItemHasher::new(mapper.primary_key_attributes());
+            for line in text.lines() {
+                let item = parse_item_line(line.as_bytes()).unwrap();
+                let hash = hasher.hash(&item).unwrap();
+                out.insert(hash.key, ItemHasher::canonical_bytes(&item).unwrap());
+            }
+        }
+        out
+    }
+
+    async fn dynamodb_items(&self, table: &str) -> BTreeMap<u128, Vec<u8>> {
+        let spec_table = self.spec.table(table).unwrap();
+        let keys: Vec<String> = std::iter::once(spec_table.key.partition.attribute.clone())
+            .chain(spec_table.key.sort.as_ref().map(|s| s.attribute.clone()))
+            .collect();
+        let mut hasher = ItemHasher::new(keys);
+        let mut out = BTreeMap::new();
+        let mut pages = self
+            .dynamodb
+            .scan()
+            .table_name(self.table_name(table))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let mut converted = Item::default();
+            for (name, value) in item.unwrap() {
+                converted.set(name, crate::bootstrap::from_sdk(&value));
+            }
+            let hash = hasher.hash(&converted).unwrap();
+            assert!(
+                out.insert(hash.key, ItemHasher::canonical_bytes(&converted).unwrap())
+                    .is_none(),
+                "a key twice in {table}"
+            );
+        }
+        out
+    }
+}
+
+/// A dispatcher that lets a test see or change every task before it runs.
+struct Intercept<F> {
+    inner: Arc<dyn TaskDispatcher>,
+    hook: F,
+}
+
+type Hooked<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Failure>> + Send + 'a>>;
+
+#[async_trait::async_trait]
+impl<F> TaskDispatcher for Intercept<F>
+where
+    F: for<'a> Fn(&'a Arc<dyn TaskDispatcher>, TaskRequest) -> Hooked<'a> + Send + Sync,
+{
+    fn supports(&self, resource: &str) -> Result<(), String> {
+        self.inner.supports(resource)
+    }
+    async fn invoke(&self, request: TaskRequest) -> Result<Value, Failure> {
+        (self.hook)(&self.inner, request).await
+    }
+}
+
+fn intercept<F>(hook: F) -> DispatcherWrapper
+where
+    F: for<'a> Fn(&'a Arc<dyn TaskDispatcher>, TaskRequest) -> Hooked<'a> + Send + Sync + 'static,
+{
+    Box::new(move |inner| Arc::new(Intercept { inner, hook }))
+}
+
+fn function_of(request: &TaskRequest) -> &str {
+    request.resource.rsplit(':').next().unwrap_or_default()
+}
+
+const DOMAINS: [&str; 2] = ["availability", "rates"];
+const TABLES: [&str; 4] = [
+    "BaseRate",
+    "BaseRateAssociation",
+    "Inventory",
+    "Restriction",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_domains_migrate_verify_stream_and_clean_up() {
+    let streaming = |text: String| {
+        text.replace(
+            "[tables.dynamodb]\ntags = { team = \"availability\" }\n\n[[tables]]",
+            "[tables.dynamodb]\ntags = { team = \"availability\" }\nstreaming = { kinesis_stream_name = \"STREAM\" }\n\n[[tables]]",
+        )
+    };
+    let stream = format!("{}inventory", ferry_tests::unique_name("s"));
+    let name = stream.clone();
+    let w = world(150, move |t| streaming(t).replace("STREAM", &name)).await;
+    assert!(
+        w.spec
+            .table("Inventory")
+            .unwrap()
+            .dynamodb
+            .streaming
+            .is_some(),
+        "the spec edit took"
+    );
+    create_stream(&w.sdk, &stream).await;
+
+    // Who released which clones, and whether the clones were still there right after.
+    let releases: Arc<Mutex<Vec<(String, Vec<CloneRef>, usize)>>> = Arc::default();
+    let seen = Arc::clone(&releases);
+    let prefix = w.prefix.clone();
+    let wrap = intercept(move |inner, request| {
+        let seen = Arc::clone(&seen);
+        let prefix = prefix.clone();
+        Box::pin(async move {
+            let release =
+                function_of(&request) == "check-clone" && request.input["action"] == "release";
+            let domain = request.input["domain"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let out = inner.invoke(request).await?;
+            if release {
+                let destroy: Vec<CloneRef> =
+                    serde_json::from_value(out["destroy"].clone()).unwrap();
+                let client = ferry_tests::connect("postgres").await;
+                let clones: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_database \
+                         WHERE starts_with(shobj_description(oid, 'pg_database'), 'ferry clone of ' || $1)",
+                        &[&prefix],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                seen.lock()
+                    .unwrap()
+                    .push((domain, destroy, clones as usize));
+            }
+            Ok(out)
+        })
+    });
+    let outcome = w.run(None, false, Some(wrap)).await.expect("the run ran");
+    let run = &outcome.run;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let total_rows = 4 * 150 * u64::from(PARTITIONS);
+    assert_eq!(run.metrics.rows, total_rows);
+    assert_eq!(run.metrics.items, total_rows);
+    assert!(run.metrics.bytes > 0);
+    assert!(run.metrics.chunks_total >= 8, "{:?}", run.metrics);
+    assert_eq!(run.metrics.chunks_done, run.metrics.chunks_total);
+    assert!(run.ended_at.is_some());
+
+    // Every table holds exactly the items the mapping makes of the source rows.
+    for table in TABLES {
+        let expected = w.expected_items(table).await;
+        assert_eq!(
+            expected.len() as u64,
+            150 * u64::from(PARTITIONS),
+            "{table}"
+        );
+        assert!(
+            w.dynamodb_items(table).await == expected,
+            "{table}: DynamoDB differs from the source"
+        );
+    }
+    let report = outcome.report.expect("a verification report");
+    assert_eq!(report.verdict, Verdict::Passed);
+    assert_eq!(report.tables.len(), 4);
+
+    // Table settings: tags, TTL, PITR, and the streaming destination (not a dry run).
+    let base_rate = w.table_name("BaseRate");
+    let ttl = w
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&base_rate)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.attribute_name()),
+        Some("expiresAt")
+    );
+    let backups = w
+        .dynamodb
+        .describe_continuous_backups()
+        .table_name(&base_rate)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        backups
+            .continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status()),
+        Some(&ddb::PointInTimeRecoveryStatus::Enabled)
+    );
+    let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{base_rate}");
+    let tags = w
+        .dynamodb
+        .list_tags_of_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tags().len(), 2);
+    assert_eq!(streaming_destinations(&w, "Inventory").await, 1);
+    assert_eq!(streaming_destinations(&w, "Restriction").await, 0);
+
+    // Clones and leases are gone; the shared clones outlived the first domain's cleanup.
+    assert!(
+        w.clones_left().await.is_empty(),
+        "{:?}",
+        w.clones_left().await
+    );
+    assert_eq!(w.leases_left(run.run_id, &DOMAINS).await, 0);
+    let releases = releases.lock().unwrap().clone();
+    assert_eq!(releases.len(), 2, "{releases:?}");
+    let (first, last) = (&releases[0], &releases[1]);
+    assert!(
+        first.1.is_empty(),
+        "the first domain to finish destroyed a shared clone: {releases:?}"
+    );
+    assert_eq!(
+        first.2, PARTITIONS as usize,
+        "the clones must survive the first cleanup"
+    );
+    assert_eq!(
+        last.1.len(),
+        PARTITIONS as usize,
+        "the last domain destroys the clones: {releases:?}"
+    );
+
+    // The record says the same.
+    let stored =
+        w.cx.store
+            .run(&w.spec.name, run.run_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(stored.status, RunStatus::Succeeded);
+    assert_eq!(stored.metrics, run.metrics);
+}
+
+async fn create_stream(sdk: &SdkConfig, name: &str) {
+    sfn_local::AwsDispatcher::new(sdk)
+        .call(
+            "arn:aws:states:::aws-sdk:kinesis:createStream",
+            &json!({"StreamName": name, "ShardCount": 1}),
+        )
+        .await
+        .expect("CreateStream");
+}
+
+async fn streaming_destinations(w: &World, table: &str) -> usize {
+    w.dynamodb
+        .describe_kinesis_streaming_destination()
+        .table_name(w.table_name(table))
+        .send()
+        .await
+        .expect("DescribeKinesisStreamingDestination")
+        .kinesis_data_stream_destinations()
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.destination_status(),
+                Some(ddb::DestinationStatus::Active | ddb::DestinationStatus::Enabling)
+            )
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_enables_no_streaming_destination() {
+    let probe_prefix = ferry_tests::unique_name("s");
+    let stream = format!("{probe_prefix}inventory");
+    let s = stream.clone();
+    let w = world(20, move |text| {
+        text.replace(
+            "[tables.dynamodb]\ntags = { team = \"availability\" }\n\n[[tables]]",
+            &format!("[tables.dynamodb]\ntags = {{ team = \"availability\" }}\nstreaming = {{ kinesis_stream_name = \"{s}\" }}\n\n[[tables]]"),
+        )
+    })
+    .await;
+    create_stream(&w.sdk, &stream).await;
+    let outcome = w.run(Some("availability"), true, None).await.unwrap();
+    assert_eq!(
+        outcome.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        outcome.run.error
+    );
+    assert!(outcome.run.dry_run);
+    assert_eq!(streaming_destinations(&w, "Inventory").await, 0);
+    assert_eq!(
+        w.expected_items("Inventory").await,
+        w.dynamodb_items("Inventory").await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_start_while_one_runs_is_refused_without_an_execution() {
+    let w = world(5, |t| t).await;
+    let first = RunId::new();
+    w.cx.store
+        .begin_run(NewRun {
+            run_id: first,
+            spec: w.spec.clone(),
+            domain: None,
+            dry_run: false,
+            parallelism: 1,
+        })
+        .await
+        .unwrap();
+    let executions = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&executions);
+    let wrap = intercept(move |inner, request| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Box::pin(inner.invoke(request))
+    });
+    let err = w.run(None, false, Some(wrap)).await.err().expect("refused");
+    let text = format!("{err:#}");
+    assert!(text.contains("already"), "{text}");
+    assert_eq!(
+        executions.load(Ordering::SeqCst),
+        0,
+        "no task of a second execution ran"
+    );
+    let runs = w.cx.store.runs(&w.spec.name, 10, None).await.unwrap();
+    assert_eq!(runs.items.len(), 1);
+    assert_eq!(runs.items[0].run_id, first);
+    assert_eq!(runs.items[0].status, RunStatus::Processing);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_source_fails_the_run_naming_the_state_and_cause() {
+    std::env::set_var(
+        "FERRY_TEST_UNREACHABLE_URL",
+        "postgres://postgres@127.0.0.1:1/postgres",
+    );
+    let w = world(5, |t| {
+        t.replace(
+            "{ env = \"FERRY_DATABASE_URL\" }",
+            "{ env = \"FERRY_TEST_UNREACHABLE_URL\" }",
+        )
+    })
+    .await;
+    let outcome = w.run(Some("rates"), false, None).await.unwrap();
+    let run = &outcome.run;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.as_ref().expect("an error");
+    assert_eq!(error.state, "rates/Clone", "{error:?}");
+    assert_eq!(
+        error.error,
+        ErrorCode::SourceUnavailable.error_type(),
+        "{error:?}"
+    );
+    assert!(error.cause.contains("cannot connect"), "{error:?}");
+    assert_eq!(
+        outcome.execution.error.as_deref(),
+        Some("Ferry.SourceUnavailable")
+    );
+    assert_eq!(w.leases_left(run.run_id, &["rates"]).await, 0);
+    assert!(w.clones_left().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_import_fails_the_run_and_cleans_up() {
+    let w = world(20, |t| t).await;
+    // ImportTable always creates its table: one that exists makes the import fail.
+    w.dynamodb
+        .create_table()
+        .table_name(w.table_name("BaseRate"))
+        .attribute_definitions(
+            ddb::AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ddb::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            ddb::KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(ddb::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(ddb::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let outcome = w.run(Some("rates"), false, None).await.unwrap();
+    let run = &outcome.run;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.as_ref().unwrap();
+    assert_eq!(error.state, "rates/Import", "{error:?}");
+    // The emulator starts the import and fails it (DescribeImport says FAILED, with the
+    // reason); AWS may refuse ImportTable at once (DynamoDb.ResourceInUseException). Both
+    // end the run in the Import state.
+    assert_eq!(error.error, "Ferry.ImportFailed", "{error:?}");
+    assert!(error.cause.contains("ended FAILED"), "{error:?}");
+    assert!(error.cause.contains("Table already exists"), "{error:?}");
+    assert!(w.clones_left().await.is_empty());
+    assert_eq!(w.leases_left(run.run_id, &["rates"]).await, 0);
+    assert_eq!(
+        run.metrics.rows,
+        2 * 20 * u64::from(PARTITIONS),
+        "the bootstrap ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_mismatch_fails_the_run_with_table_and_counts() {
+    let w = world(30, |t| t).await;
+    let inventory = w.table_name("Inventory");
+    let deleted = Arc::new(AtomicBool::new(false));
+    let dynamodb = w.dynamodb.clone();
+    let wrap = intercept(move |inner, request| {
+        let (dynamodb, inventory, deleted) =
+            (dynamodb.clone(), inventory.clone(), Arc::clone(&deleted));
+        Box::pin(async move {
+            // Just before the export: an item disappears from the imported table.
+            if request.resource.ends_with("dynamodb:describeTable")
+                && request.input["TableName"] == inventory.as_str()
+                && !deleted.swap(true, Ordering::SeqCst)
+            {
+                let page = dynamodb
+                    .scan()
+                    .table_name(&inventory)
+                    .limit(1)
+                    .send()
+                    .await
+                    .unwrap();
+                let item = page.items()[0].clone();
+                let key = ["pk", "sk"].map(|k| (k.to_string(), item[k].clone()));
+                dynamodb
+                    .delete_item()
+                    .table_name(&inventory)
+                    .set_key(Some(key.into_iter().collect()))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            inner.invoke(request).await
+        })
+    });
+    let outcome = w
+        .run(Some("availability"), false, Some(wrap))
+        .await
+        .unwrap();
+    let run = &outcome.run;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.as_ref().unwrap();
+    assert_eq!(error.state, "availability/Verify", "{error:?}");
+    assert_eq!(error.error, "Ferry.VerificationFailed");
+    assert!(
+        error
+            .cause
+            .contains("Inventory (1 missing, 0 extra, 0 different"),
+        "{error:?}"
+    );
+    let report = outcome
+        .report
+        .expect("the report is written on failure too");
+    assert_eq!(report.verdict, Verdict::Failed);
+    let inventory_report = report
+        .tables
+        .iter()
+        .find(|t| t.table == "Inventory")
+        .unwrap();
+    assert_eq!(
+        (inventory_report.missing, inventory_report.sample.len()),
+        (1, 1)
+    );
+    assert!(w.clones_left().await.is_empty());
+    assert_eq!(w.leases_left(run.run_id, &["availability"]).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_fails_once_is_retried_without_duplicates() {
+    let w = world(40, |t| t).await;
+    let failed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&failed);
+    let wrap = intercept(move |inner, request| {
+        let flag = Arc::clone(&flag);
+        Box::pin(async move {
+            let bootstrap = function_of(&request) == "bootstrap";
+            let out = inner.invoke(request).await?;
+            // The chunk's object is written, then the invocation "times out": the retry
+            // writes the same object again.
+            if bootstrap && !flag.swap(true, Ordering::SeqCst) {
+                return Err(Failure::new(
+                    "Ferry.Retryable",
+                    "injected: the chunk's connection dropped",
+                ));
+            }
+            Ok(out)
+        })
+    });
+    let outcome = w.run(Some("rates"), false, Some(wrap)).await.unwrap();
+    // The injected failure was raised once; the run succeeding means the Retry ran the chunk again.
+    assert!(failed.load(Ordering::SeqCst), "the fault was injected");
+    let run = &outcome.run;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    for table in ["BaseRate", "BaseRateAssociation"] {
+        let expected = w.expected_items(table).await;
+        assert!(w.dynamodb_items(table).await == expected, "{table}");
+    }
+    assert_eq!(run.metrics.rows, run.metrics.items);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_domains_releasing_at_once_destroy_each_clone_once_the_last_lease_goes() {
+    let w = world(3, |t| t).await;
+    let run_id = RunId::new();
+    w.cx.store
+        .begin_run(NewRun {
+            run_id,
+            spec: w.spec.clone(),
+            domain: None,
+            dry_run: false,
+            parallelism: 1,
+        })
+        .await
+        .unwrap();
+    let call = |v: Value| {
+        let cx = w.cx.clone();
+        async move {
+            ferry_handlers::Function::CheckClone
+                .invoke(&cx, v)
+                .await
+                .unwrap()
+        }
+    };
+    let base = json!({"migration": w.spec.name, "run_id": run_id.to_string()});
+    let with = |extra: Value| {
+        let mut v = base.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let acquired = call(with(json!({"action": "acquire", "domains": DOMAINS}))).await;
+    let clones: Vec<CloneRef> =
+        serde_json::from_value(acquired["domains"][0]["clones"].clone()).unwrap();
+    assert_eq!(clones.len(), PARTITIONS as usize);
+    for c in &clones {
+        let status = call(with(
+            json!({"action": "ensure", "shard": c.shard, "clone": c.clone}),
+        ))
+        .await;
+        assert_eq!(status["status"], "AVAILABLE");
+    }
+    assert_eq!(w.clones_left().await.len(), PARTITIONS as usize);
+    let (a, b) = tokio::join!(
+        call(with(json!({"action": "release", "domain": "rates"}))),
+        call(with(json!({"action": "release", "domain": "availability"}))),
+    );
+    let mut destroy: Vec<CloneRef> = serde_json::from_value(a["destroy"].clone()).unwrap();
+    destroy.extend(serde_json::from_value::<Vec<CloneRef>>(b["destroy"].clone()).unwrap());
+    for c in &clones {
+        assert!(
+            destroy.contains(c),
+            "{c:?} must be destroyed by someone: {a} {b}"
+        );
+    }
+    // Both may destroy the same clone: it is idempotent.
+    let destroys = destroy.iter().map(|c| {
+        call(with(
+            json!({"action": "destroy", "shard": c.shard, "clone": c.clone}),
+        ))
+    });
+    for status in futures_util::future::join_all(destroys).await {
+        assert_eq!(status["status"], "GONE");
+    }
+    assert!(w.clones_left().await.is_empty());
+    assert_eq!(w.leases_left(run_id, &DOMAINS).await, 0);
+
+    // Destroy refuses a database that is not this run's clone.
+    let source = &w.spec.source.shards[1];
+    let err = ferry_handlers::Function::CheckClone
+        .invoke(
+            &w.cx,
+            with(json!({"action": "destroy", "shard": source.name, "clone": source.database})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CloneFailed, "{err}");
+    let client = ferry_tests::connect("postgres").await;
+    let exists: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = $1",
+            &[&source.database],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(exists, 1, "the source database is untouched");
+}
