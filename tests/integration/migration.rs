@@ -269,6 +269,10 @@ fn function_of(request: &TaskRequest) -> &str {
     request.resource.rsplit(':').next().unwrap_or_default()
 }
 
+/// A domain's release of its leases: the clones it was told to destroy, and how many clones
+/// of the world existed right after.
+type Release = (String, Vec<CloneRef>, usize);
+
 const DOMAINS: [&str; 2] = ["availability", "rates"];
 const TABLES: [&str; 4] = [
     "BaseRate",
@@ -300,7 +304,7 @@ async fn both_domains_migrate_verify_stream_and_clean_up() {
     create_stream(&w.sdk, &stream).await;
 
     // Who released which clones, and whether the clones were still there right after.
-    let releases: Arc<Mutex<Vec<(String, Vec<CloneRef>, usize)>>> = Arc::default();
+    let releases: Arc<Mutex<Vec<Release>>> = Arc::default();
     let seen = Arc::clone(&releases);
     let prefix = w.prefix.clone();
     let wrap = intercept(move |inner, request| {

@@ -35,10 +35,8 @@ pub async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
         .with_current_span(false)
         .without_time()
         .init();
-    let config = Config::from_env().map_err(|err| {
-        tracing::error!(error = %err.detail(), "configuration");
-        err
-    })?;
+    let config = Config::from_env()
+        .inspect_err(|err| tracing::error!(error = %err.detail(), "configuration"))?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let cx = Context::from_aws(&config, &sdk);
     let cx = &cx;
