@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: starts a throwaway PostgreSQL and the AWS emulator, generates the rates & availability
-# sample databases, validates the example migration spec, prepares the state table and shows
-# what a run of each domain would do. Everything it starts keeps running afterwards so you can
-# look around; `scripts/local-stack.sh stop` stops it.
+# sample databases, validates the example migration spec and runs the migration of both domains
+# end to end on this machine (`ferry local run`: clone, bootstrap, import, export, verify,
+# cleanup, through the project's own state machines). Everything it starts keeps running
+# afterwards so you can look around; `scripts/local-stack.sh stop` stops it.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -30,11 +31,14 @@ log "generating sample data: lipsdb and ${partitions} partition databases, ${row
 log "validating $spec"
 "$ferry" validate "$spec"
 
-log "creating the state table in the emulator"
-"$ferry" local init
-
-log "what a run of $spec would do:"
+log "what a run of $spec does:"
 "$ferry" plan "$spec"
+
+# Each demo run imports into new tables (ImportTable always creates its table).
+prefix="ferry-demo-$(date +%Y%m%d%H%M%S)-"
+report="${FERRY_LOCAL_DIR:-$(dirname "$env_file")}/demo-report.json"
+log "migrating both domains (tables ${prefix}*)"
+"$ferry" local run "$spec" --table-prefix "$prefix" --report-json "$report"
 
 cat <<MSG
 
@@ -42,6 +46,8 @@ Done. PostgreSQL and the emulator are still running:
   eval "\$(scripts/local-stack.sh env)"       # point your shell at them
   psql "\$FERRY_DATABASE_URL" -c '\\l'          # the sample databases
   psql "\${FERRY_DATABASE_URL%/*}/dailydatadb-partition-01" -c 'SELECT * FROM base_rate LIMIT 5'
+  less "$report"                              # the run record and the verification report
+  aws --endpoint-url "\$AWS_ENDPOINT_URL" dynamodb scan --table-name ${prefix}BaseRate --max-items 3
   aws --endpoint-url "\$AWS_ENDPOINT_URL" dynamodb scan --table-name ferry-state
   scripts/local-stack.sh stop                 # stop them
 MSG

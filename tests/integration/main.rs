@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod cli;
+mod definitions;
 mod migration;
 mod sample_data;
 mod sfn_cli;

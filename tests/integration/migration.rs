@@ -796,3 +796,191 @@ async fn two_domains_releasing_at_once_destroy_each_clone_once_the_last_lease_go
         .get(0);
     assert_eq!(exists, 1, "the source database is untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aurora_clones_are_made_in_steps_and_only_ferry_clones_are_destroyed() {
+    use ferry_handlers::clone::{AuroraClones, CloneProvider, CloneStatus};
+    let sdk = ferry_tests::aws_config().await;
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    let source = ferry_tests::unique_name("src").replace('_', "-");
+    rds.create_db_cluster()
+        .db_cluster_identifier(&source)
+        .engine("aurora-postgresql")
+        .master_username("ferry")
+        .master_user_password("not-a-real-secret")
+        .send()
+        .await
+        .expect("CreateDBCluster");
+    let spec_text = format!(
+        "name = \"a\"\ngroup = \"g\"\n[source]\nkind = \"postgres\"\nclone = \"aurora\"\n\
+         [[source.shards]]\nname = \"main\"\ndatabase = \"app\"\ncluster = \"{source}\"\n\
+         connection = {{ env = \"FERRY_DATABASE_URL\" }}\n\
+         [target]\ntable_prefix = \"x-\"\n\
+         [[tables]]\nname = \"T\"\nshards = [\"main\"]\nsource = {{ table = \"t\" }}\n\
+         [tables.key]\npartition = {{ attribute = \"pk\", template = \"{{id}}\" }}\n\
+         [domains.d]\ntables = [\"T\"]\n"
+    );
+    let spec = Spec::from_toml_str(&spec_text).expect("an aurora spec");
+    let shard = &spec.source.shards[0];
+    let clones = AuroraClones::new(rds.clone(), ferry_handlers::source::Sources::default());
+    let run = RunId::new();
+    let clone = clones.clone_id(shard, run);
+    assert!(clone.starts_with(&source[..12]), "{clone}");
+    assert!(
+        clone.ends_with(&format!("-ferry-{}", run.to_string().to_lowercase())),
+        "{clone}"
+    );
+    assert!(
+        clone.len() <= 61,
+        "{clone}: the instance adds \"-1\" within RDS's 63"
+    );
+
+    // Restore (copy-on-write), then an instance, then available.
+    let mut steps = Vec::new();
+    for _ in 0..5 {
+        let status = clones.ensure(shard, &clone, run).await.expect("ensure");
+        steps.push(status);
+        if status == CloneStatus::Available {
+            break;
+        }
+    }
+    assert_eq!(steps.last(), Some(&CloneStatus::Available), "{steps:?}");
+    assert!(
+        steps.len() >= 2,
+        "the clone and its instance are made in steps: {steps:?}"
+    );
+    let described = rds
+        .describe_db_clusters()
+        .db_cluster_identifier(&clone)
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<(String, String)> = described.db_clusters()[0]
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect();
+    assert!(
+        tags.contains(&("ferry:clone-of".into(), source.clone())),
+        "{tags:?}"
+    );
+
+    // The source itself, or the clone of another run, is never deleted.
+    let err = clones.destroy(shard, &source, run).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CloneFailed);
+    let err = clones
+        .destroy(shard, &clone, RunId::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CloneFailed, "{err}");
+
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let status = clones.destroy(shard, &clone, run).await.expect("destroy");
+        statuses.push(status);
+        if status == CloneStatus::Gone {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&CloneStatus::Gone), "{statuses:?}");
+    let left = rds
+        .describe_db_clusters()
+        .db_cluster_identifier(&source)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        left.db_clusters().len(),
+        1,
+        "the source cluster is untouched"
+    );
+}
+
+/// Executions as a test wants them to be.
+struct KnownExecutions(
+    std::collections::HashMap<String, ferry_handlers::poll_status::ExecutionState>,
+);
+
+#[async_trait::async_trait]
+impl ferry_handlers::poll_status::Executions for KnownExecutions {
+    async fn describe(
+        &self,
+        arn: &str,
+    ) -> ferry_core::Result<ferry_handlers::poll_status::ExecutionState> {
+        Ok(self.0[arn].clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_ends_runs_whose_execution_ended_and_leaves_running_ones() {
+    use ferry_handlers::poll_status::ExecutionState;
+    let w = world(1, |t| t).await;
+    let mut states = std::collections::HashMap::new();
+    let mut runs = Vec::new();
+    // Three migrations (one run each may be PROCESSING): failed, still running, succeeded.
+    for (i, (status, error)) in [
+        ("FAILED", Some("States.Timeout")),
+        ("RUNNING", None),
+        ("SUCCEEDED", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut spec = w.spec.clone();
+        spec.name = format!("{}{i}", w.spec.name);
+        let run_id = RunId::new();
+        w.cx.store
+            .begin_run(NewRun {
+                run_id,
+                spec: spec.clone(),
+                domain: None,
+                dry_run: false,
+                parallelism: 1,
+            })
+            .await
+            .unwrap();
+        let arn =
+            format!("arn:aws:states:us-east-1:123456789012:execution:ferry-migration:{run_id}");
+        w.cx.store
+            .record_execution(&spec.name, run_id, &arn, None)
+            .await
+            .unwrap();
+        states.insert(
+            arn,
+            ExecutionState {
+                status: status.into(),
+                error: error.map(str::to_owned),
+                cause: error.map(|_| "the execution ran out of time".to_owned()),
+            },
+        );
+        runs.push((spec.name, run_id));
+    }
+    let mut cx = w.cx.clone();
+    cx.executions = Arc::new(KnownExecutions(states));
+    let out = ferry_handlers::Function::PollStatus
+        .invoke(&cx, json!({"action": "sweep"}))
+        .await
+        .unwrap();
+    let converged = out["converged"].as_array().unwrap();
+    assert_eq!(converged.len(), 2, "{out}");
+    let status = |i: usize| {
+        let (name, id) = runs[i].clone();
+        let store = Arc::clone(&w.cx.store);
+        async move { store.run(&name, id).await.unwrap().unwrap() }
+    };
+    let failed = status(0).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    let error = failed.error.unwrap();
+    assert_eq!(
+        (error.error.as_str(), error.cause.as_str()),
+        ("States.Timeout", "the execution ran out of time")
+    );
+    assert_eq!(status(1).await.status, RunStatus::Processing);
+    assert_eq!(status(2).await.status, RunStatus::Succeeded);
+    // A second sweep finds nothing more to do.
+    let again = ferry_handlers::Function::PollStatus
+        .invoke(&cx, json!({"action": "sweep"}))
+        .await
+        .unwrap();
+    assert_eq!(again["converged"], json!([]));
+}

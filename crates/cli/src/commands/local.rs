@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Chunks extracted (and export batches digested) at once.
     #[arg(long, default_value_t = 4)]
     parallelism: u32,
+    /// Import into tables named with this prefix instead of the spec's target.table_prefix
+    /// (to rehearse the same spec again into new tables).
+    #[arg(long)]
+    table_prefix: Option<String>,
     /// Also write the run record and the verification report to this file as JSON.
     #[arg(long)]
     report_json: Option<PathBuf>,
@@ -55,9 +59,21 @@ pub struct RunArgs {
 
 /// Runs the migration state machine locally; exit code 0 only when the run SUCCEEDED.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let spec = Spec::from_path(&args.spec)
+    let mut spec = Spec::from_path(&args.spec)
         .map_err(|errors| anyhow!("{errors}"))
         .with_context(|| format!("{} is not a valid spec", args.spec.display()))?;
+    if let Some(prefix) = &args.table_prefix {
+        let valid = !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            return Err(anyhow!(
+                "--table-prefix: {prefix:?} may hold only letters, digits, '_', '-' and '.'"
+            ));
+        }
+        spec.target.table_prefix = prefix.clone();
+    }
     let setup = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
