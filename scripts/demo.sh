@@ -10,13 +10,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$FERRY_REPO"
 
 partitions="${FERRY_DEMO_PARTITIONS:-2}"
-rows="${FERRY_DEMO_ROWS_PER_PARTITION:-25000}"
+rows="${FERRY_DEMO_ROWS_PER_PARTITION:-12500}"
 spec=examples/rates-availability.toml
 
 have cargo || die "cargo not found: install Rust first (https://rustup.rs)"
 log "building ferry (the first build takes a few minutes)"
 cargo build --locked -p ferry-cli
-ferry="$FERRY_REPO/target/debug/ferry"
+ferry="${CARGO_TARGET_DIR:-$FERRY_REPO/target}/debug/ferry"
 
 log "starting PostgreSQL and the AWS emulator"
 env_file="$(scripts/local-stack.sh start)"
@@ -46,7 +46,7 @@ Done. PostgreSQL and the emulator are still running:
   eval "\$(scripts/local-stack.sh env)"       # point your shell at them
   psql "\$FERRY_DATABASE_URL" -c '\\l'          # the sample databases
   psql "\${FERRY_DATABASE_URL%/*}/dailydatadb-partition-01" -c 'SELECT * FROM base_rate LIMIT 5'
-  less "$report"                              # the run record and the verification report
+  less "$report"   # the run record and the verification report
   aws --endpoint-url "\$AWS_ENDPOINT_URL" dynamodb scan --table-name ${prefix}BaseRate --max-items 3
   aws --endpoint-url "\$AWS_ENDPOINT_URL" dynamodb scan --table-name ferry-state
   scripts/local-stack.sh stop                 # stop them
