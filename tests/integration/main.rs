@@ -1,6 +1,7 @@
 //! ferry's integration tests: one binary, real PostgreSQL and the local AWS emulator, found or
 //! started by the harness (`ferry_tests`). Each test works in its own database or table.
 
+mod api;
 mod bootstrap;
 mod cli;
 mod definitions;

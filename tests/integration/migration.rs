@@ -88,6 +88,8 @@ async fn world(rows: u64, edit: impl Fn(String) -> String) -> World {
         &Config {
             state_table,
             bucket,
+            migration_state_machine: None,
+            api: None,
         },
         &sdk,
     );
@@ -903,6 +905,18 @@ struct KnownExecutions(
 
 #[async_trait::async_trait]
 impl ferry_handlers::poll_status::Executions for KnownExecutions {
+    async fn start(&self, _: &str, _: &str, _: &Value) -> ferry_core::Result<String> {
+        Err(ferry_core::Error::new(
+            ErrorCode::Internal,
+            "the sweep starts nothing",
+        ))
+    }
+    async fn stop(&self, _: &str, _: &str) -> ferry_core::Result<()> {
+        Err(ferry_core::Error::new(
+            ErrorCode::Internal,
+            "the sweep stops nothing",
+        ))
+    }
     async fn describe(
         &self,
         arn: &str,

@@ -14,10 +14,10 @@ use std::time::Instant;
 use anyhow::{anyhow, Context as _};
 use ferry_core::state::{NewRun, RunRecord};
 use ferry_core::{RunId, RunStatus, Spec};
-use ferry_handlers::poll_status::{self, Failure};
+use ferry_handlers::poll_status::{self, Ending, Failure};
 use ferry_handlers::{Context, Function};
 use ferry_pipeline::verify::VerifyReport;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sfn_local::{
     AwsDispatcher, DispatcherChain, Engine, Execution, ExecutionOptions, ExecutionStatus,
     HandlerError, InProcessDispatcher, TaskDispatcher, VirtualClock,
@@ -78,7 +78,7 @@ pub fn machine_placeholder(name: &str) -> String {
 /// Every placeholder value of a local run: function ARNs and child machine ARNs.
 pub fn placeholder_values(engine: &Engine) -> HashMap<String, String> {
     let mut values = HashMap::new();
-    for f in Function::ALL {
+    for f in Function::STEPS {
         values.insert(
             f.placeholder().to_string(),
             format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{}", f.name()),
@@ -166,16 +166,8 @@ pub fn run(
         .context("cannot start a tokio runtime")?;
 
     let spec = options.spec.clone();
-    let domains: Vec<String> = match &options.domain {
-        Some(d) if spec.domains.contains_key(d) => vec![d.clone()],
-        Some(d) => {
-            return Err(anyhow!(
-                "--domain: the spec has no domain {d:?} (domains: {})",
-                spec.domains.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        }
-        None => spec.domains.keys().cloned().collect(),
-    };
+    let domains = ferry_handlers::start::domains(&spec, options.domain.as_deref())
+        .map_err(|err| anyhow!("--{}", err.message()))?;
     if options.parallelism == 0 {
         return Err(anyhow!("--parallelism: must be at least 1"));
     }
@@ -206,7 +198,7 @@ pub fn run(
     let started = Instant::now();
     let progress = Arc::new(Progress::default());
     let mut lambdas = InProcessDispatcher::new();
-    for function in Function::ALL.iter().copied() {
+    for function in Function::STEPS.iter().copied() {
         let cx = cx.clone();
         let handle = workers.handle().clone();
         let progress = Arc::clone(&progress);
@@ -297,18 +289,13 @@ pub fn run(
         )
         .map_err(|err| anyhow!(err.detail()))?;
 
-    let input = json!({
-        "migration": spec.name,
-        "run_id": run_id.to_string(),
-        "domains": domains,
-        "dry_run": options.dry_run,
-        "parallelism": options.parallelism,
-        "poll": {
-            "clone_seconds": spec.poll.clone_seconds,
-            "import_seconds": spec.poll.import_seconds,
-            "export_seconds": spec.poll.export_seconds,
-        },
-    });
+    let input = ferry_handlers::start::execution_input(
+        &spec,
+        run_id,
+        &domains,
+        options.dry_run,
+        options.parallelism,
+    );
     let steps = [
         "Prepare",
         "Clone",
@@ -351,9 +338,9 @@ pub fn run(
         if current.status != RunStatus::Processing {
             return Ok(current);
         }
-        let error = match execution.status {
-            ExecutionStatus::Succeeded => None,
-            _ => Some(poll_status::run_error(
+        let ending = match execution.status {
+            ExecutionStatus::Succeeded => Ending::Succeeded,
+            _ => Ending::Failed(poll_status::run_error(
                 None,
                 &Failure {
                     state: Some("execution".into()),
@@ -362,7 +349,7 @@ pub fn run(
                 },
             )),
         };
-        poll_status::finish(&cx, &spec.name, run_id, error).await
+        poll_status::finish(&cx, &spec.name, run_id, ending).await
     });
     let record = record.map_err(|err| anyhow!(err.detail()))?;
     let report = workers

@@ -73,14 +73,17 @@ pub enum RunStatus {
     Processing,
     Succeeded,
     Failed,
+    /// Stopped by a caller (the API's cancel): the execution was stopped, cleanup still ran.
+    Cancelled,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 4] = [
+    pub const ALL: [RunStatus; 5] = [
         RunStatus::NotStarted,
         RunStatus::Processing,
         RunStatus::Succeeded,
         RunStatus::Failed,
+        RunStatus::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +92,7 @@ impl RunStatus {
             RunStatus::Processing => "PROCESSING",
             RunStatus::Succeeded => "SUCCEEDED",
             RunStatus::Failed => "FAILED",
+            RunStatus::Cancelled => "CANCELLED",
         }
     }
 
@@ -97,10 +101,15 @@ impl RunStatus {
     /// run only ends from PROCESSING. Nothing goes back to NOT_STARTED.
     pub fn allowed_next(self) -> &'static [RunStatus] {
         match self {
-            RunStatus::NotStarted | RunStatus::Succeeded | RunStatus::Failed => {
-                &[RunStatus::Processing]
-            }
-            RunStatus::Processing => &[RunStatus::Succeeded, RunStatus::Failed],
+            RunStatus::NotStarted
+            | RunStatus::Succeeded
+            | RunStatus::Failed
+            | RunStatus::Cancelled => &[RunStatus::Processing],
+            RunStatus::Processing => &[
+                RunStatus::Succeeded,
+                RunStatus::Failed,
+                RunStatus::Cancelled,
+            ],
         }
     }
 
@@ -133,7 +142,10 @@ impl RunStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Succeeded | RunStatus::Failed)
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 }
 
@@ -154,7 +166,7 @@ impl FromStr for RunStatus {
                 Error::new(
                     ErrorCode::InvalidInput,
                     format!(
-                        "status: {s:?} is not one of NOT_STARTED, PROCESSING, SUCCEEDED, FAILED"
+                        "status: {s:?} is not one of NOT_STARTED, PROCESSING, SUCCEEDED, FAILED, CANCELLED"
                     ),
                 )
             })
@@ -170,8 +182,10 @@ mod tests {
         (RunStatus::NotStarted, RunStatus::Processing),
         (RunStatus::Processing, RunStatus::Succeeded),
         (RunStatus::Processing, RunStatus::Failed),
+        (RunStatus::Processing, RunStatus::Cancelled),
         (RunStatus::Succeeded, RunStatus::Processing),
         (RunStatus::Failed, RunStatus::Processing),
+        (RunStatus::Cancelled, RunStatus::Processing),
     ];
 
     #[test]
@@ -211,7 +225,8 @@ mod tests {
             vec![
                 RunStatus::NotStarted,
                 RunStatus::Succeeded,
-                RunStatus::Failed
+                RunStatus::Failed,
+                RunStatus::Cancelled
             ]
         );
         assert_eq!(

@@ -8,9 +8,11 @@ use ferry_core::{Error, ErrorCode, Result, RunId, Spec};
 use ferry_pipeline::sink::{ObjectSink, S3Sink};
 use ferry_pipeline::verify::{ObjectSource, S3Source};
 
+use crate::api::ApiSettings;
 use crate::clone::CloneProviders;
-use crate::poll_status::{Executions, StepFunctionsExecutions};
+use crate::executions::{Executions, StepFunctionsExecutions};
 use crate::source::{SecretsManagerReader, Sources};
+use crate::targets::{DynamoDbTargets, TargetTables};
 
 /// Configuration read once from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +21,29 @@ pub struct Config {
     pub state_table: String,
     /// `FERRY_BUCKET`: the run bucket (`runs/<run>/...`).
     pub bucket: String,
+    /// `FERRY_MIGRATION_STATE_MACHINE_ARN`: what starting a run executes (start-migration
+    /// and the API need it; the other functions do not).
+    pub migration_state_machine: Option<String>,
+    /// The API's settings (`FERRY_API_*`); only the api function needs them.
+    pub api: Option<ApiConfig>,
+}
+
+/// `FERRY_API_TOKEN_KEY` (signs page tokens), `FERRY_API_GROUPS_CLAIM`,
+/// `FERRY_API_ADMIN_GROUP`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub token_key: String,
+    pub groups_claim: String,
+    pub admin_group: String,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("groups_claim", &self.groups_claim)
+            .field("admin_group", &self.admin_group)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -41,6 +66,24 @@ impl Config {
         Ok(Config {
             state_table: required("FERRY_STATE_TABLE")?,
             bucket: required("FERRY_BUCKET")?,
+            migration_state_machine: lookup("FERRY_MIGRATION_STATE_MACHINE_ARN")
+                .filter(|v| !v.trim().is_empty()),
+            api: match lookup("FERRY_API_TOKEN_KEY") {
+                None => None,
+                Some(key) if key.len() < 16 => {
+                    return Err(Error::new(
+                        ErrorCode::Configuration,
+                        "FERRY_API_TOKEN_KEY must hold at least 16 characters",
+                    ))
+                }
+                Some(token_key) => Some(ApiConfig {
+                    token_key,
+                    groups_claim: lookup("FERRY_API_GROUPS_CLAIM")
+                        .unwrap_or_else(|| "cognito:groups".into()),
+                    admin_group: lookup("FERRY_API_ADMIN_GROUP")
+                        .unwrap_or_else(|| "ferry-admins".into()),
+                }),
+            },
         })
     }
 }
@@ -55,6 +98,9 @@ pub struct Context {
     pub sources: Sources,
     pub clones: CloneProviders,
     pub executions: Arc<dyn Executions>,
+    pub targets: Arc<dyn TargetTables>,
+    pub migration_state_machine: Option<String>,
+    pub api: Option<ApiSettings>,
 }
 
 impl Context {
@@ -81,6 +127,9 @@ impl Context {
             clones: CloneProviders::new(sources.clone(), aws_sdk_rds::Client::new(sdk)),
             sources,
             executions: Arc::new(StepFunctionsExecutions::new(aws_sdk_sfn::Client::new(sdk))),
+            targets: Arc::new(DynamoDbTargets::new(aws_sdk_dynamodb::Client::new(sdk))),
+            migration_state_machine: config.migration_state_machine.clone(),
+            api: config.api.as_ref().map(ApiSettings::new),
         }
     }
 

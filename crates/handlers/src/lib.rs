@@ -5,15 +5,20 @@
 //! AWS clients into a [`Context`] and `ferry local run` calls the very same handlers
 //! in-process. [`Function`] names every function and decodes its JSON payload.
 
+pub mod api;
 pub mod bootstrap;
 pub mod check_clone;
 pub mod clone;
 pub mod compare;
 pub mod context;
+pub mod executions;
 pub mod lambda;
 pub mod plan;
 pub mod poll_status;
 pub mod source;
+pub mod start;
+pub mod targets;
+pub mod test_connection;
 
 use ferry_core::{Error, ErrorCode, Result};
 use serde::de::DeserializeOwned;
@@ -31,10 +36,26 @@ pub enum Function {
     Bootstrap,
     Compare,
     PollStatus,
+    TestConnection,
+    StartMigration,
+    Api,
 }
 
 impl Function {
+    /// Every function: one crate under `functions/` each.
     pub const ALL: &'static [Function] = &[
+        Function::CheckClone,
+        Function::Plan,
+        Function::Bootstrap,
+        Function::Compare,
+        Function::PollStatus,
+        Function::TestConnection,
+        Function::StartMigration,
+        Function::Api,
+    ];
+
+    /// The functions the state machines call.
+    pub const STEPS: &'static [Function] = &[
         Function::CheckClone,
         Function::Plan,
         Function::Bootstrap,
@@ -50,6 +71,9 @@ impl Function {
             Function::Bootstrap => "bootstrap",
             Function::Compare => "compare",
             Function::PollStatus => "poll-status",
+            Function::TestConnection => "test-connection",
+            Function::StartMigration => "start-migration",
+            Function::Api => "api",
         }
     }
 
@@ -61,6 +85,9 @@ impl Function {
             Function::Bootstrap => "BootstrapFunctionArn",
             Function::Compare => "CompareFunctionArn",
             Function::PollStatus => "PollStatusFunctionArn",
+            Function::TestConnection => "TestConnectionFunctionArn",
+            Function::StartMigration => "StartMigrationFunctionArn",
+            Function::Api => "ApiFunctionArn",
         }
     }
 
@@ -76,6 +103,20 @@ impl Function {
             Function::Bootstrap => call(payload, |r| bootstrap::handle(cx, r)).await,
             Function::Compare => call(payload, |r| compare::handle(cx, r)).await,
             Function::PollStatus => call(payload, |r| poll_status::handle(cx, r)).await,
+            Function::TestConnection => call(payload, |r| test_connection::handle(cx, r)).await,
+            Function::StartMigration => call(payload, |r| start::handle(cx, r)).await,
+            Function::Api => {
+                let settings = cx.api.as_ref().ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::Configuration,
+                        "FERRY_API_TOKEN_KEY is not set: the API cannot serve",
+                    )
+                })?;
+                call(payload, |event| async move {
+                    Ok(api::handle_event(cx, settings, event).await)
+                })
+                .await
+            }
         }
     }
 }

@@ -8,7 +8,6 @@
 //!   execution has ended is ended the same way: the backstop for an execution that could not
 //!   write its own end (aborted, timed out, or failed in a way no Catch saw).
 
-use async_trait::async_trait;
 use ferry_core::state::{RunError, RunMetrics, RunOutcome};
 use ferry_core::{Error, ErrorCode, Result, RunId, RunStatus};
 use ferry_pipeline::extract::ChunkManifest;
@@ -16,55 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::compare::run_report;
+pub use crate::executions::{ExecutionState, Executions};
 use crate::Context;
-
-/// Where an execution stands, as DescribeExecution says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecutionState {
-    /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE.
-    pub status: String,
-    pub error: Option<String>,
-    pub cause: Option<String>,
-}
-
-#[async_trait]
-pub trait Executions: Send + Sync {
-    async fn describe(&self, execution_arn: &str) -> Result<ExecutionState>;
-}
-
-pub struct StepFunctionsExecutions {
-    client: aws_sdk_sfn::Client,
-}
-
-impl StepFunctionsExecutions {
-    pub fn new(client: aws_sdk_sfn::Client) -> Self {
-        StepFunctionsExecutions { client }
-    }
-}
-
-#[async_trait]
-impl Executions for StepFunctionsExecutions {
-    async fn describe(&self, execution_arn: &str) -> Result<ExecutionState> {
-        let out = self
-            .client
-            .describe_execution()
-            .execution_arn(execution_arn)
-            .send()
-            .await
-            .map_err(|err| {
-                Error::new(
-                    ErrorCode::Retryable,
-                    format!("cannot describe execution {execution_arn}"),
-                )
-                .with_source(err)
-            })?;
-        Ok(ExecutionState {
-            status: out.status.as_str().to_string(),
-            error: out.error,
-            cause: out.cause,
-        })
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
@@ -145,8 +97,11 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
                         (Some(r.domain.clone()), f)
                     })
             });
-            let error = failure.map(|(domain, f)| run_error(domain.as_deref(), &f));
-            let record = finish(cx, &migration, run_id, error).await?;
+            let ending = match failure {
+                Some((domain, f)) => Ending::Failed(run_error(domain.as_deref(), &f)),
+                None => Ending::Succeeded,
+            };
+            let record = finish(cx, &migration, run_id, ending).await?;
             Ok(Response::Finished {
                 status: record.status,
                 error: record.error.as_ref().map(|e| e.error.clone()),
@@ -167,19 +122,26 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
                     continue;
                 };
                 let state = cx.executions.describe(arn).await?;
-                let error = match state.status.as_str() {
-                    "SUCCEEDED" => None,
+                let ending = match state.status.as_str() {
+                    "SUCCEEDED" => Ending::Succeeded,
                     "RUNNING" | "PENDING_REDRIVE" => continue,
-                    other => Some(run_error(
-                        None,
-                        &Failure {
-                            state: Some(format!("execution {other}")),
-                            error: state.error.unwrap_or_else(|| format!("States.{other}")),
-                            cause: state.cause,
-                        },
-                    )),
+                    other => {
+                        let error = run_error(
+                            None,
+                            &Failure {
+                                state: Some(format!("execution {other}")),
+                                error: state.error.unwrap_or_else(|| format!("States.{other}")),
+                                cause: state.cause,
+                            },
+                        );
+                        if other == "ABORTED" {
+                            Ending::Cancelled(error)
+                        } else {
+                            Ending::Failed(error)
+                        }
+                    }
                 };
-                let record = finish(cx, &active.migration, active.run_id, error).await?;
+                let record = finish(cx, &active.migration, active.run_id, ending).await?;
                 converged.push(Converged {
                     migration: active.migration,
                     run_id: active.run_id,
@@ -191,20 +153,29 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
     }
 }
 
+/// How a run ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    Succeeded,
+    Failed(RunError),
+    Cancelled(RunError),
+}
+
 /// Ends the run (idempotent for the same outcome) with metrics from the run's objects.
 pub async fn finish(
     cx: &Context,
     migration: &str,
     run_id: RunId,
-    error: Option<RunError>,
+    ending: Ending,
 ) -> Result<ferry_core::state::RunRecord> {
     let metrics = run_metrics(cx, run_id).await.unwrap_or_else(|err| {
         tracing::warn!(error = %err.detail(), "cannot gather the run's metrics");
         RunMetrics::default()
     });
-    let outcome = match error {
-        None => RunOutcome::succeeded(metrics),
-        Some(error) => RunOutcome::failed(error, metrics),
+    let outcome = match ending {
+        Ending::Succeeded => RunOutcome::succeeded(metrics),
+        Ending::Failed(error) => RunOutcome::failed(error, metrics),
+        Ending::Cancelled(error) => RunOutcome::cancelled(error, metrics),
     };
     cx.store.finish_run(migration, run_id, outcome).await
 }

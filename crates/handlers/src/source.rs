@@ -77,6 +77,10 @@ impl Sources {
         Sources { secrets }
     }
 
+    pub fn secrets(&self) -> Option<&dyn SecretReader> {
+        self.secrets.as_deref()
+    }
+
     /// Settings for `database` on the shard's server (the shard's own database, a clone of it,
     /// or the server's maintenance database).
     pub async fn config(&self, shard: &Shard, database: &str) -> Result<tokio_postgres::Config> {

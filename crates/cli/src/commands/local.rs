@@ -85,6 +85,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let config = Config {
             state_table: args.state_table.clone(),
             bucket: args.bucket.clone(),
+            migration_state_machine: None,
+            api: None,
         };
         anyhow::Ok((Context::from_aws(&config, &sdk), sdk))
     })?;

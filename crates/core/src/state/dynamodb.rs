@@ -21,6 +21,7 @@ use super::{
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::run::{RunId, RunStatus};
+use crate::spec::Spec;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -379,6 +380,46 @@ impl StateStore for DynamoDbStateStore {
         self.get(key(migration_pk(name), "STATE".to_string())).await
     }
 
+    async fn put_migration(&self, spec: &Spec) -> Result<MigrationState> {
+        let spec_value = serde_dynamo::to_attribute_value(spec).map_err(|err| {
+            Error::new(ErrorCode::Internal, "cannot encode the spec").with_source(err)
+        })?;
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(migration_pk(&spec.name), "STATE".to_string())))
+            .update_expression(
+                "SET #spec = :spec, #name = :name, #group = :group, updated_at = :now, \
+                 #status = if_not_exists(#status, :not_started)",
+            )
+            .condition_expression("attribute_not_exists(pk) OR #group = :group")
+            .expression_attribute_names("#spec", "spec")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#group", "group")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":spec", spec_value)
+            .expression_attribute_values(":name", s(&spec.name))
+            .expression_attribute_values(":group", s(&spec.group))
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
+            .expression_attribute_values(":not_started", s(RunStatus::NotStarted.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match outcome {
+            Ok(out) => from_item(out.attributes.unwrap_or_default()),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Err(Error::new(
+                    ErrorCode::NotFound,
+                    format!("no migration named {}", spec.name),
+                ))
+            }
+            Err(err) => Err(sdk_error("UpdateItem", err)),
+        }
+    }
+
     async fn begin_run(&self, run: NewRun) -> Result<RunRecord> {
         if run.parallelism == 0 {
             return Err(Error::new(
@@ -723,10 +764,10 @@ mod tests {
     #[test]
     fn the_start_condition_lists_exactly_the_statuses_that_may_start() {
         let (condition, values) = status_condition(RunStatus::Processing);
-        assert_eq!(condition, "#status IN (:from0, :from1, :from2)");
+        assert_eq!(condition, "#status IN (:from0, :from1, :from2, :from3)");
         let mut allowed: Vec<_> = values.values().map(|v| v.as_s().unwrap().clone()).collect();
         allowed.sort();
-        assert_eq!(allowed, ["FAILED", "NOT_STARTED", "SUCCEEDED"]);
+        assert_eq!(allowed, ["CANCELLED", "FAILED", "NOT_STARTED", "SUCCEEDED"]);
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct MigrationState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_run: Option<RunId>,
     pub updated_at: DateTime<Utc>,
+    /// The spec stored through the API (`put_migration`); runs started from the CLI carry
+    /// their own snapshot and may leave it empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<Spec>,
 }
 
 /// What starting a run needs to know.
@@ -108,6 +112,15 @@ impl RunOutcome {
         }
     }
 
+    /// Stopped by a caller; `error` says who and why.
+    pub fn cancelled(error: RunError, metrics: RunMetrics) -> Self {
+        RunOutcome {
+            status: RunStatus::Cancelled,
+            error: Some(error),
+            metrics,
+        }
+    }
+
     pub fn status(&self) -> RunStatus {
         self.status
     }
@@ -145,6 +158,11 @@ pub struct Page<T> {
 #[async_trait]
 pub trait StateStore: Send + Sync {
     async fn migration(&self, name: &str) -> Result<Option<MigrationState>>;
+
+    /// Creates a migration (NOT_STARTED) or replaces its spec, keeping its status and runs.
+    /// The group never changes: a spec naming another group than the stored one is refused
+    /// as `NOT_FOUND`, as if the migration did not exist.
+    async fn put_migration(&self, spec: &Spec) -> Result<MigrationState>;
 
     /// Records a new PROCESSING run and moves the migration to PROCESSING, both or neither.
     /// Refused with `MIGRATION_ALREADY_RUNNING` while another run is PROCESSING; a retry with
