@@ -46,7 +46,7 @@ impl AuthSettings {
                 .collect(),
             _ => Vec::new(),
         };
-        let admin = groups.iter().any(|g| *g == self.admin_group);
+        let admin = groups.contains(&self.admin_group);
         Ok(Caller {
             subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
             groups,
