@@ -10,3 +10,4 @@ mod sample_data;
 mod sfn_cli;
 mod state_store;
 mod verify;
+mod workflow;

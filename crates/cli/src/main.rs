@@ -54,6 +54,11 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Print the error catalogue as Markdown (the source of docs/errors.md).
     Errors,
+    /// Start a run of the deployed migration state machine (recorded in the state table first,
+    /// refused while another runs); with --watch, follow it to its end.
+    Start(commands::cloud::StartArgs),
+    /// Print each state change of an execution until it ends; exit code 0 only on success.
+    Watch(commands::cloud::WatchArgs),
 }
 
 #[derive(Subcommand)]
@@ -96,6 +101,18 @@ fn main() -> ExitCode {
         Command::Sfn {
             command: SfnCommand::Run(args),
         } => return commands::sfn::run(args),
+        Command::Start(args) => {
+            return commands::cloud::start(args).unwrap_or_else(|err| {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            })
+        }
+        Command::Watch(args) => {
+            return commands::cloud::watch(args).unwrap_or_else(|err| {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            })
+        }
         Command::Local {
             command: LocalCommand::Run(args),
         } => {

@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod cloud;
 pub mod local;
 pub mod plan;
 pub mod sample_data;
