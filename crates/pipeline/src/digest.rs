@@ -5,6 +5,10 @@
 //! files, and equal items give equal hashes whatever the attribute order, the number spelling
 //! (`1.50` = `1.5`, `-0` = `0`, `15E-1` = `1.5`) or the order of a set's members.
 //!
+//! Two fast paths give the same hashes without building an [`Item`]: [`ItemHasher::hash_line`]
+//! reads a DynamoDB JSON line (verification), and [`crate::item::RowEncoder`] encodes a mapped
+//! row (bootstrap). Their tests check them against [`ItemHasher::hash`] on varied items.
+//!
 //! Canonical encoding (hashed with xxh3-128):
 //! - item: attributes sorted by name (bytes); each is `u32 LE length, name, value`;
 //! - value: one tag byte then the payload: `S`/`B` length-prefixed bytes; `N` the length-prefixed
@@ -21,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::value::{normalize_number, scan_number, AttributeValue, Item, NumberError};
+
+mod line;
 
 /// Default number of bucket bits: 1,024 buckets.
 pub const DEFAULT_BUCKET_BITS: u8 = 10;
@@ -56,6 +62,7 @@ pub struct ItemHasher {
     buffer: Vec<u8>,
     order: Vec<usize>,
     digits: Vec<u8>,
+    line: line::LineScratch,
 }
 
 impl ItemHasher {
@@ -66,6 +73,7 @@ impl ItemHasher {
             buffer: Vec::with_capacity(1024),
             order: Vec::new(),
             digits: Vec::new(),
+            line: line::LineScratch::default(),
         }
     }
 
@@ -104,11 +112,11 @@ impl ItemHasher {
     }
 }
 
-fn put_len(out: &mut Vec<u8>, len: usize) {
+pub(crate) fn put_len(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(&(len as u32).to_le_bytes());
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_len(out, bytes.len());
     out.extend_from_slice(bytes);
 }
@@ -144,8 +152,18 @@ fn encode_attributes(
 }
 
 /// The length-prefixed text of [`crate::value::NormalizedNumber`]'s `Display`, written in place.
-fn encode_number(out: &mut Vec<u8>, text: &str, digits: &mut Vec<u8>) -> Result<(), NumberError> {
+pub(crate) fn encode_number(
+    out: &mut Vec<u8>,
+    text: &str,
+    digits: &mut Vec<u8>,
+) -> Result<(), NumberError> {
     let (negative, exponent) = scan_number(text, digits)?;
+    put_scanned_number(out, negative, exponent, digits);
+    Ok(())
+}
+
+/// [`encode_number`] of a number already scanned by [`scan_number`].
+pub(crate) fn put_scanned_number(out: &mut Vec<u8>, negative: bool, exponent: i64, digits: &[u8]) {
     let length_at = out.len();
     put_len(out, 0);
     if digits.is_empty() {
@@ -161,10 +179,9 @@ fn encode_number(out: &mut Vec<u8>, text: &str, digits: &mut Vec<u8>) -> Result<
     }
     let length = (out.len() - length_at - 4) as u32;
     out[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
-    Ok(())
 }
 
-fn encode_value(
+pub(crate) fn encode_value(
     out: &mut Vec<u8>,
     value: &AttributeValue,
     digits: &mut Vec<u8>,

@@ -77,6 +77,16 @@ impl ItemWriter {
         }
     }
 
+    /// Appends one line that is already DynamoDB JSON, newline included (as
+    /// [`crate::item::RowEncoder::line`] gives it).
+    pub fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.uncompressed_bytes += line.len() as u64;
+        match &mut self.encoder {
+            Encoder::Gzip(e) => e.write_all(line),
+            Encoder::Zstd(e) => e.write_all(line),
+        }
+    }
+
     fn output(&mut self) -> &mut Vec<u8> {
         match &mut self.encoder {
             Encoder::Gzip(e) => e.get_mut(),

@@ -11,6 +11,9 @@ use ferry_core::spec::{KeyAttribute, KeyType, NullAs, TableSpec, TemplatePart};
 
 use crate::value::{check_dynamodb_number, AttributeValue, Item};
 
+mod row_encoder;
+pub use row_encoder::{RowEncoder, RowError};
+
 /// How a column's text becomes an attribute value (`docs/type-mapping.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
@@ -475,7 +478,7 @@ impl ItemMapper {
                 "f" => "false",
                 other => return Err(format!("\"{other}\" is not a boolean")),
             }),
-            ColumnKind::Timestamp => out.push_str(&iso_timestamp(text)?),
+            ColumnKind::Timestamp => push_iso_timestamp(text, out)?,
             _ => out.push_str(text),
         }
         Ok(())
@@ -543,8 +546,16 @@ fn parse_iso_date(text: &str) -> Option<NaiveDate> {
 /// `2026-01-02 03:04:05.123+00` (PostgreSQL, ISO DateStyle, UTC) → `2026-01-02T03:04:05.123Z`.
 /// A timestamp without time zone is taken as UTC. `infinity` and `-infinity` stay as they are.
 fn iso_timestamp(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len() + 1);
+    push_iso_timestamp(text, &mut out)?;
+    Ok(out)
+}
+
+/// [`iso_timestamp`] appended to `out`.
+fn push_iso_timestamp(text: &str, out: &mut String) -> Result<(), String> {
     if text == "infinity" || text == "-infinity" {
-        return Ok(text.to_owned());
+        out.push_str(text);
+        return Ok(());
     }
     let plain = text.strip_suffix("+00").unwrap_or(text);
     let bytes = plain.as_bytes();
@@ -563,16 +574,22 @@ fn iso_timestamp(text: &str) -> Result<String, String> {
             "\"{text}\" is not a UTC timestamp (ferry reads with TimeZone = UTC)"
         ));
     }
-    let mut out = String::with_capacity(plain.len() + 1);
     out.push_str(&plain[..10]);
     out.push('T');
     out.push_str(&plain[11..]);
     out.push('Z');
-    Ok(out)
+    Ok(())
 }
 
 /// `\x0a0b` (bytea_output = hex) → bytes.
 pub fn decode_bytea(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    decode_bytea_into(text, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_bytea`] appended to `out`.
+fn decode_bytea_into(text: &str, out: &mut Vec<u8>) -> Result<(), String> {
     let hex = text
         .strip_prefix("\\x")
         .ok_or_else(|| "bytea is not in hex output format".to_owned())?;
@@ -585,10 +602,11 @@ pub fn decode_bytea(text: &str) -> Result<Vec<u8>, String> {
         b'A'..=b'F' => Ok(b - b'A' + 10),
         _ => Err("bytea hex has a non-hex digit".to_owned()),
     };
-    hex.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| Ok(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
+    out.reserve(hex.len() / 2);
+    for pair in hex.as_bytes().chunks_exact(2) {
+        out.push(digit(pair[0])? << 4 | digit(pair[1])?);
+    }
+    Ok(())
 }
 
 /// JSON to DynamoDB: object → M, array → L, string → S, number → N, bool → BOOL, null → NULL.

@@ -193,18 +193,32 @@ pub(crate) fn scan_number(text: &str, digits: &mut Vec<u8>) -> Result<(bool, i64
 /// Checks that `text` is a number DynamoDB accepts: finite, at most 38 significant digits, and
 /// a magnitude between 1E-130 and 9.99...E+125 (or zero).
 pub fn check_dynamodb_number(text: &str) -> Result<NormalizedNumber, NumberError> {
-    let number = normalize_number(text)?;
-    if number.digits.len() > MAX_NUMBER_DIGITS {
+    let mut digits = Vec::new();
+    let (negative, exponent) = check_dynamodb_number_into(text, &mut digits)?;
+    Ok(NormalizedNumber {
+        negative,
+        digits,
+        exponent,
+    })
+}
+
+/// [`check_dynamodb_number`] into a caller's buffer, as [`scan_number`] returns it.
+pub(crate) fn check_dynamodb_number_into(
+    text: &str,
+    digits: &mut Vec<u8>,
+) -> Result<(bool, i64), NumberError> {
+    let (negative, exponent) = scan_number(text, digits)?;
+    if digits.len() > MAX_NUMBER_DIGITS {
         return Err(NumberError::TooManyDigits {
             text: text.to_owned(),
-            digits: number.digits.len(),
+            digits: digits.len(),
         });
     }
     // 0.d × 10^e: the largest is 0.999.. × 10^126, the smallest 0.1 × 10^-129 = 1E-130.
-    if !number.is_zero() && (number.exponent > 126 || number.exponent < -129) {
+    if !digits.is_empty() && !(-129..=126).contains(&exponent) {
         return Err(NumberError::OutOfRange(text.to_owned()));
     }
-    Ok(number)
+    Ok((negative, exponent))
 }
 
 // ---- DynamoDB JSON -------------------------------------------------------------------------
