@@ -17,7 +17,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
 source "$HERE/lib/common.sh"
 # shellcheck disable=SC2034 # read by log() in lib/common.sh
-FERRY_LOG_NAME=check-local-stack
+FERRY_LOG_NAME="check-local-stack"
 
 STACK="$HERE/local-stack.sh"
 export FERRY_LOCAL_DIR="${FERRY_CHECK_DIR:-${TMPDIR:-/tmp}/ferry-check-$(id -u)-$$}"

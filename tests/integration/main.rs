@@ -5,6 +5,7 @@ mod api;
 mod bootstrap;
 mod cli;
 mod definitions;
+mod infra;
 mod migration;
 mod sample_data;
 mod sfn_cli;

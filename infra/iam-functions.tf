@@ -1,0 +1,195 @@
+# What each function may do: only the calls its handler makes (crates/handlers).
+
+locals {
+  state_table_arns = [module.state_table.arn, "${module.state_table.arn}/index/*"]
+  runs_objects_arn = "${module.data_bucket.arn}/runs/*"
+  source_secret_arns = length(var.source_secret_arns) > 0 ? var.source_secret_arns : [
+    "arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${local.prefix}/*",
+  ]
+  rds_arn_base = "arn:${local.partition}:rds:${local.region}:${local.account}"
+  # The tables migrations create (a connection test checks they do not exist yet).
+  target_table_arns = ["arn:${local.partition}:dynamodb:${local.region}:${local.account}:table/${var.target_table_prefix}*"]
+}
+
+data "aws_iam_policy_document" "check_clone" {
+  statement {
+    sid = "StateLeases"
+    actions = [
+      "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
+    ]
+    resources = local.state_table_arns
+  }
+
+  statement {
+    sid       = "SourceSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = local.source_secret_arns
+  }
+
+  statement {
+    sid = "AuroraClones"
+    actions = [
+      "rds:RestoreDBClusterToPointInTime", "rds:CreateDBInstance", "rds:DescribeDBClusters",
+      "rds:DescribeDBInstances", "rds:AddTagsToResource", "rds:ListTagsForResource",
+    ]
+    resources = [
+      "${local.rds_arn_base}:cluster:*",
+      "${local.rds_arn_base}:db:*",
+      "${local.rds_arn_base}:subgrp:*",
+      "${local.rds_arn_base}:cluster-pg:*",
+      "${local.rds_arn_base}:pg:*",
+      "${local.rds_arn_base}:og:*",
+    ]
+  }
+
+  # Deleting is allowed only on what carries ferry's clone tag; the handler checks the tag
+  # value, the engine and the clone group on top.
+  statement {
+    sid       = "DeleteOnlyClones"
+    actions   = ["rds:DeleteDBInstance", "rds:DeleteDBCluster"]
+    resources = ["${local.rds_arn_base}:cluster:*", "${local.rds_arn_base}:db:*"]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/ferry:clone-of"
+      values   = ["false"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "plan_bootstrap" {
+  statement {
+    sid       = "StateRead"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+    resources = local.state_table_arns
+  }
+
+  statement {
+    sid       = "RunObjectsWrite"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = [local.runs_objects_arn]
+  }
+
+  statement {
+    sid       = "SourceSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = local.source_secret_arns
+  }
+}
+
+data "aws_iam_policy_document" "compare" {
+  statement {
+    sid       = "StateRead"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+    resources = local.state_table_arns
+  }
+
+  statement {
+    sid       = "RunObjects"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = [local.runs_objects_arn]
+  }
+
+  statement {
+    sid       = "ListRuns"
+    actions   = ["s3:ListBucket"]
+    resources = [module.data_bucket.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["runs/*"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "poll_status" {
+  statement {
+    sid = "StateRuns"
+    actions = [
+      "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+      "dynamodb:ConditionCheckItem",
+    ]
+    resources = local.state_table_arns
+  }
+
+  statement {
+    sid       = "RunExecutions"
+    actions   = ["states:DescribeExecution"]
+    resources = [local.execution_arns["migration"]]
+  }
+}
+
+data "aws_iam_policy_document" "test_connection" {
+  statement {
+    sid       = "StateRead"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+    resources = local.state_table_arns
+  }
+
+  statement {
+    sid       = "SourceSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = local.source_secret_arns
+  }
+
+  statement {
+    sid       = "TargetTablesAbsent"
+    actions   = ["dynamodb:DescribeTable"]
+    resources = local.target_table_arns
+  }
+}
+
+data "aws_iam_policy_document" "start_migration" {
+  statement {
+    sid = "StateRuns"
+    actions = [
+      "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+      "dynamodb:ConditionCheckItem",
+    ]
+    resources = local.state_table_arns
+  }
+
+  statement {
+    sid       = "StartRun"
+    actions   = ["states:StartExecution"]
+    resources = [local.machine_arn["migration"]]
+  }
+}
+
+data "aws_iam_policy_document" "api" {
+  statement {
+    sid = "StateRecords"
+    actions = [
+      "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
+    ]
+    resources = local.state_table_arns
+  }
+
+  statement {
+    sid       = "StartRun"
+    actions   = ["states:StartExecution"]
+    resources = [local.machine_arn["migration"]]
+  }
+
+  statement {
+    sid       = "WatchAndCancelRuns"
+    actions   = ["states:DescribeExecution", "states:StopExecution"]
+    resources = [local.execution_arns["migration"]]
+  }
+
+  # POST /connections/test runs the same checks as test-connection.
+  statement {
+    sid       = "SourceSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = local.source_secret_arns
+  }
+
+  statement {
+    sid       = "TargetTablesAbsent"
+    actions   = ["dynamodb:DescribeTable"]
+    resources = local.target_table_arns
+  }
+}
