@@ -9,7 +9,7 @@
 #          [--domain rates|availability|all] [--parallelism N] [--dry-run]
 #
 # Names follow the Terraform deployment of the environment (ferry-<env>-migration,
-# ferry-<env>-state, ferry-<env>-data-<account>); FERRY_STATE_MACHINE, FERRY_STATE_TABLE and
+# ferry-<env>-state, ferry-<env>-data-<account>-<region>); FERRY_STATE_MACHINE, FERRY_STATE_TABLE and
 # FERRY_BUCKET override them. FERRY_BIN is the ferry binary (default: ferry on the PATH, else
 # target/release/ferry). AWS credentials and region come from the environment.
 set -euo pipefail
