@@ -18,7 +18,9 @@ use serde_json::Value;
 const PLUGIN_MIRROR: &str = "/opt/tf-plugins";
 
 /// Only the emulator test's copy gets these: a local backend and the provider pointed at the
-/// emulator, failing fast on calls it does not implement.
+/// emulator. A few retries: the emulator drops a connection now and then when the whole test
+/// suite loads it (seen as "use of closed network connection" during destroy), and every call
+/// this stack makes is implemented, so retries only cost time on those drops.
 const EMULATOR_OVERRIDE: &str = r#"terraform {
   backend "local" {}
 }
@@ -27,7 +29,7 @@ provider "aws" {
   region                      = "REGION"
   access_key                  = "test"
   secret_key                  = "test"
-  max_retries                 = 1
+  max_retries                 = 4
   skip_credentials_validation = true
   skip_requesting_account_id  = true
   skip_metadata_api_check     = true

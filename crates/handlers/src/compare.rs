@@ -1,7 +1,7 @@
 //! `compare`: verification in phases, so `verify.asl.json` can fan out over the export files.
 //!
 //! - `list`: the export data files of every table of a domain, cut into batches, written as
-//!   JSON lines for a Distributed Map.
+//!   a JSON array for a Distributed Map.
 //! - `digest`: one batch of files → its partial bucket digests in S3.
 //! - `diff`: per table, merge the partials, compare with the source digests (the bootstrap
 //!   manifests), classify the unequal buckets; writes `runs/<run>/verify/tables/<table>.json`;
@@ -115,26 +115,24 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
         } => {
             let spec = cx.spec(&migration, run_id).await?;
             let run = run_id.to_string();
-            let mut lines = String::new();
-            let mut batches = 0u64;
+            let mut list: Vec<Batch> = Vec::new();
             for request in requests(&spec, &domain, &run)? {
                 let files = export_data_files(cx.objects.as_ref(), &request.export_prefix)
                     .await
                     .map_err(verify_error)?;
                 for (batch, files) in files.chunks(request.files_per_batch.max(1)).enumerate() {
-                    let line = Batch {
+                    list.push(Batch {
                         table: request.table.name.clone(),
                         batch: batch as u32,
                         files: files.to_vec(),
-                    };
-                    lines.push_str(&serde_json::to_string(&line).expect("a batch serialises"));
-                    lines.push('\n');
-                    batches += 1;
+                    });
                 }
             }
-            let batch_list_key = format!("runs/{run}/verify/{domain}/batches.jsonl");
+            // A JSON array: the ItemReader input type both AWS and the emulator read.
+            let batch_list_key = format!("runs/{run}/verify/{domain}/batches.json");
+            let body = serde_json::to_vec(&list).expect("batches serialise");
             cx.sink
-                .put(&batch_list_key, Bytes::from(lines))
+                .put(&batch_list_key, Bytes::from(body))
                 .await
                 .map_err(|err| {
                     Error::new(ErrorCode::Retryable, "cannot write the batch list").with_source(err)
@@ -142,7 +140,7 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
             Ok(Response::Listed {
                 bucket: cx.bucket.clone(),
                 batch_list_key,
-                batches,
+                batches: list.len() as u64,
                 results_prefix: format!("runs/{run}/verify/{domain}/results/"),
             })
         }

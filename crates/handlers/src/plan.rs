@@ -5,13 +5,12 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use ferry_core::spec::{
     Billing, Compression, KeySchema, KeyType, Projection, Spec, Streaming, TableSource, TableSpec,
 };
 use ferry_core::{Error, ErrorCode, Result, RunId};
 use ferry_pipeline::extract::describe_table;
-use ferry_pipeline::plan::{chunk_list_jsonl, plan_table, table_size, Chunk};
+use ferry_pipeline::plan::{plan_table, table_size, write_chunk_list, Chunk};
 use ferry_pipeline::verify::export_prefix;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -31,7 +30,7 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     pub bucket: String,
-    /// JSON lines, one [`Chunk`] each: the bootstrap Distributed Map's ItemReader.
+    /// A JSON array of [`Chunk`]s: the bootstrap Distributed Map's ItemReader.
     pub chunk_list_key: String,
     pub chunks_total: u64,
     /// Where the Distributed Map writes its results.
@@ -114,9 +113,8 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
         chunks.extend(planned);
         targets.push(table_target(&spec, table, &run));
     }
-    let chunk_list_key = format!("runs/{run}/plan/{}.jsonl", request.domain);
-    cx.sink
-        .put(&chunk_list_key, Bytes::from(chunk_list_jsonl(&chunks)))
+    // A JSON array: the ItemReader input type both AWS and the emulator read.
+    let chunk_list_key = write_chunk_list(cx.sink.as_ref(), &run, &request.domain, &chunks)
         .await
         .map_err(|err| {
             Error::new(ErrorCode::Retryable, "cannot write the chunk list").with_source(err)

@@ -192,10 +192,10 @@ pub async fn run_metrics(cx: &Context, run_id: RunId) -> Result<RunMetrics> {
         .map_err(io)?
     {
         let body = cx.objects.get(&key).await.map_err(io)?;
-        metrics.chunks_total += body
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.trim_ascii().is_empty())
-            .count() as u64;
+        let chunks: Vec<serde_json::Value> = serde_json::from_slice(&body).map_err(|err| {
+            Error::new(ErrorCode::Internal, format!("{key} is not a chunk list")).with_source(err)
+        })?;
+        metrics.chunks_total += chunks.len() as u64;
     }
     for key in cx
         .objects

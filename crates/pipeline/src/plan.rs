@@ -168,31 +168,26 @@ pub fn plan_table(
     Ok(chunks)
 }
 
-/// The chunk list as JSON lines, what a Distributed Map's ItemReader reads.
-pub fn chunk_list_jsonl(chunks: &[Chunk]) -> String {
-    let mut out = String::new();
-    for chunk in chunks {
-        out.push_str(&serde_json::to_string(chunk).expect("a chunk serialises"));
-        out.push('\n');
-    }
-    out
+/// The chunk list as a JSON array, what a Distributed Map's ItemReader (`InputType: JSON`)
+/// reads: each element is one iteration's item.
+pub fn chunk_list_json(chunks: &[Chunk]) -> Vec<u8> {
+    serde_json::to_vec(chunks).expect("chunks serialise")
 }
 
-/// `runs/<run>/plan/<table>.jsonl`: where the chunk list of a table goes.
-pub fn chunk_list_key(run: &str, table: &str) -> String {
-    format!("runs/{run}/plan/{table}.jsonl")
+/// `runs/<run>/plan/<list>.json`: where a chunk list goes (one per domain in a run).
+pub fn chunk_list_key(run: &str, list: &str) -> String {
+    format!("runs/{run}/plan/{list}.json")
 }
 
-/// Writes a table's chunk list for the Distributed Map's ItemReader; returns its key.
+/// Writes a chunk list for the Distributed Map's ItemReader; returns its key.
 pub async fn write_chunk_list(
     sink: &dyn ObjectSink,
     run: &str,
-    table: &str,
+    list: &str,
     chunks: &[Chunk],
 ) -> Result<String, SinkError> {
-    let key = chunk_list_key(run, table);
-    sink.put(&key, Bytes::from(chunk_list_jsonl(chunks)))
-        .await?;
+    let key = chunk_list_key(run, list);
+    sink.put(&key, Bytes::from(chunk_list_json(chunks))).await?;
     Ok(key)
 }
 
@@ -248,10 +243,8 @@ mod tests {
             chunks[1].manifest_key(),
             "runs/01RUN/manifests/BaseRate/p-01-00001.json"
         );
-        let jsonl = chunk_list_jsonl(&chunks);
-        assert_eq!(jsonl.lines().count(), 4);
-        let back: Chunk = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
-        assert_eq!(back, chunks[0]);
+        let back: Vec<Chunk> = serde_json::from_slice(&chunk_list_json(&chunks)).unwrap();
+        assert_eq!(back, chunks);
     }
 
     #[tokio::test]
@@ -262,9 +255,9 @@ mod tests {
         let key = write_chunk_list(&sink, "R1", "BaseRate", &chunks)
             .await
             .unwrap();
-        assert_eq!(key, "runs/R1/plan/BaseRate.jsonl");
-        let text = std::fs::read_to_string(dir.path().join(&key)).unwrap();
-        assert_eq!(text, chunk_list_jsonl(&chunks));
+        assert_eq!(key, "runs/R1/plan/BaseRate.json");
+        let bytes = std::fs::read(dir.path().join(&key)).unwrap();
+        assert_eq!(bytes, chunk_list_json(&chunks));
     }
 
     #[test]
