@@ -1,21 +1,26 @@
 //! [`AwsDispatcher`]: `arn:aws:states:::aws-sdk:<service>:<action>` tasks for the JSON-protocol
-//! services in [`JSON_SERVICES`] (one generic SigV4-signed pass-through), and the S3 actions in
-//! [`S3_ACTIONS`] through `aws-sdk-s3`, against the endpoint the AWS configuration names
-//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`) or the regional default.
+//! services in [`JSON_SERVICES`] (one generic SigV4-signed pass-through), the S3 actions in
+//! [`S3_ACTIONS`] through `aws-sdk-s3`, and EMR Serverless (REST-JSON: `aws-sdk:emrserverless:*`
+//! and the optimized `emr-serverless:startJobRun[.sync]`, see [`crate::emr_serverless`]), against
+//! the endpoint the AWS configuration names (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`) or
+//! the regional default.
 //!
 //! Errors are named the way Step Functions names them: `<Service>.<ErrorName>` with the
 //! service in PascalCase (`DynamoDb`, `SecretsManager`, `S3`) and the error name always ending
 //! in `Exception` (`S3.NoSuchKey` is `S3.NoSuchKeyException`), as the developer guide's
 //! "AWS SDK service integrations" page says.
 
+use crate::clock::{Clock, RealClock};
 use crate::dispatcher::{TaskDispatcher, TaskRequest};
+use crate::emr_serverless;
 use crate::error::{names, Failure};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use serde_json::{json, Map, Value};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// The resource prefix of AWS SDK integrations.
 pub const AWS_SDK_PREFIX: &str = "arn:aws:states:::aws-sdk:";
@@ -275,17 +280,29 @@ pub const S3_ACTIONS: &[&str] = &[
     "headObject",
 ];
 
-/// What an `aws-sdk` resource names.
+/// What a resource names.
 #[derive(Debug, PartialEq, Eq)]
 enum Target<'a> {
     Json(&'static JsonService, String),
     S3(&'a str),
+    /// `aws-sdk:emrserverless:<action>` (REST-JSON).
+    EmrServerless(&'static emr_serverless::RestOperation),
+    /// The optimized `emr-serverless:startJobRun` integration; `sync` for `.sync`.
+    EmrServerlessJob {
+        sync: bool,
+    },
 }
 
 fn parse_resource(resource: &str) -> Result<Target<'_>, String> {
+    if let Some(action) = resource.strip_prefix(emr_serverless::OPTIMIZED_PREFIX) {
+        return emr_serverless::parse_optimized(action)
+            .map(|sync| Target::EmrServerlessJob { sync })
+            .map_err(|e| format!("resource {resource:?}: {e}"));
+    }
     let Some(rest) = resource.strip_prefix(AWS_SDK_PREFIX) else {
         return Err(format!(
-            "resource {resource:?} is not supported: the AWS dispatcher runs {AWS_SDK_PREFIX}<service>:<action>"
+            "resource {resource:?} is not supported: the AWS dispatcher runs {AWS_SDK_PREFIX}<service>:<action> and {}startJobRun[.sync]",
+            emr_serverless::OPTIMIZED_PREFIX
         ));
     };
     let (service, action) = rest.split_once(':').unwrap_or((rest, ""));
@@ -303,9 +320,15 @@ fn parse_resource(resource: &str) -> Result<Target<'_>, String> {
                 )
             });
     }
+    if service == emr_serverless::SDK_SERVICE {
+        return emr_serverless::sdk_operation(action)
+            .map(Target::EmrServerless)
+            .map_err(|e| format!("resource {resource:?}: {e}"));
+    }
     let supported_services = || {
         let mut s: Vec<&str> = JSON_SERVICES.iter().map(|s| s.name).collect();
         s.push("s3");
+        s.push(emr_serverless::SDK_SERVICE);
         s.join(", ")
     };
     let Some(svc) = JSON_SERVICES.iter().find(|s| s.name == service) else {
@@ -332,15 +355,16 @@ fn parse_resource(resource: &str) -> Result<Target<'_>, String> {
 /// Where a service's calls go: `AWS_ENDPOINT_URL_<SERVICE>`, else the configured endpoint
 /// (`AWS_ENDPOINT_URL`), else the regional AWS endpoint.
 fn endpoint_for(
-    svc: &JsonService,
+    env_key: &str,
+    signing_name: &str,
     env: impl Fn(&str) -> Option<String>,
     configured: Option<&str>,
     region: &str,
 ) -> String {
-    env(&format!("AWS_ENDPOINT_URL_{}", svc.env_key))
+    env(&format!("AWS_ENDPOINT_URL_{env_key}"))
         .filter(|v| !v.is_empty())
         .or_else(|| configured.map(str::to_string))
-        .unwrap_or_else(|| format!("https://{}.{region}.amazonaws.com", svc.signing_name))
+        .unwrap_or_else(|| format!("https://{signing_name}.{region}.amazonaws.com"))
 }
 
 fn pascal_case(s: &str) -> String {
@@ -369,8 +393,17 @@ pub fn step_functions_error_name(prefix: &str, code: &str) -> String {
     }
 }
 
-fn service_cause(message: &str, prefix: &str, status: u16, request_id: &str) -> String {
+pub(crate) fn service_cause(message: &str, prefix: &str, status: u16, request_id: &str) -> String {
     format!("{message} (Service: {prefix}, Status Code: {status}, Request ID: {request_id})")
+}
+
+/// An AWS answer, before it is judged.
+pub(crate) struct RawResponse {
+    pub status: u16,
+    pub request_id: String,
+    /// `x-amzn-errortype`, the error code of JSON and REST-JSON services.
+    pub error_type: Option<String>,
+    pub body: bytes::Bytes,
 }
 
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<bytes::Bytes>>;
@@ -382,9 +415,14 @@ type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<bytes
 pub struct AwsDispatcher {
     config: Option<aws_config::SdkConfig>,
     clients: tokio::sync::OnceCell<Result<Clients, String>>,
+    /// How long `.sync` integrations wait between status checks.
+    poll_interval: Duration,
 }
 
-struct Clients {
+/// The default wait between status checks of a `.sync` integration.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
+pub(crate) struct Clients {
     region: String,
     credentials: Option<SharedCredentialsProvider>,
     s3: aws_sdk_s3::Client,
@@ -400,6 +438,7 @@ impl AwsDispatcher {
         AwsDispatcher {
             config: None,
             clients: tokio::sync::OnceCell::new(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
 
@@ -408,7 +447,15 @@ impl AwsDispatcher {
         AwsDispatcher {
             config: Some(config.clone()),
             clients: tokio::sync::OnceCell::new(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
         }
+    }
+
+    /// How long `.sync` integrations (`emr-serverless:startJobRun.sync`) wait between
+    /// status checks, on the execution's clock ([`DEFAULT_POLL_INTERVAL`] unless set).
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
     }
 
     async fn clients(&self) -> Result<&Clients, Failure> {
@@ -464,13 +511,96 @@ impl Clients {
         })
     }
 
-    fn endpoint(&self, svc: &JsonService) -> String {
+    /// The endpoint of a service: see [`endpoint_for`].
+    pub(crate) fn endpoint(&self, env_key: &str, signing_name: &str) -> String {
         endpoint_for(
-            svc,
+            env_key,
+            signing_name,
             |name| std::env::var(name).ok(),
             self.endpoint_url.as_deref(),
             &self.region,
         )
+    }
+
+    /// Sends one SigV4-signed request. `Err` is a client-side problem (credentials,
+    /// signing, transport), described for a cause.
+    pub(crate) async fn send_signed(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        signing_name: &str,
+    ) -> Result<RawResponse, String> {
+        let mut builder = http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let mut request = builder
+            .body(body.clone())
+            .map_err(|e| format!("bad request to {url}: {e}"))?;
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| "no AWS credentials are configured".to_string())?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("cannot load AWS credentials: {e}"))?;
+        let identity = credentials.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(signing_name)
+            .time(SystemTime::now())
+            .settings(aws_sigv4::http_request::SigningSettings::default())
+            .build()
+            .map_err(|e| format!("cannot sign the request: {e}"))?
+            .into();
+        let signed_headers: Vec<(&str, &str)> = request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+            .collect();
+        let signable = aws_sigv4::http_request::SignableRequest::new(
+            method,
+            url,
+            signed_headers.into_iter(),
+            aws_sigv4::http_request::SignableBody::Bytes(&body),
+        )
+        .map_err(|e| format!("cannot sign the request: {e}"))?;
+        let (instructions, _signature) = aws_sigv4::http_request::sign(signable, &params)
+            .map_err(|e| format!("cannot sign the request: {e}"))?
+            .into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+        let request = request.map(|b| Full::new(bytes::Bytes::from(b)));
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let request_id = header("x-amzn-requestid").unwrap_or_default();
+        let error_type = header("x-amzn-errortype");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("cannot read the response from {url}: {e}"))?
+            .to_bytes();
+        Ok(RawResponse {
+            status,
+            request_id,
+            error_type,
+            body,
+        })
     }
 
     async fn call_json(
@@ -486,72 +616,24 @@ impl Clients {
             )
         };
         let body = serde_json::to_vec(params).map_err(|e| client_error(e.to_string()))?;
-        let url = self.endpoint(svc);
+        let url = self.endpoint(svc.env_key, svc.signing_name);
         let target = format!("{}.{action}", svc.target_prefix);
         let content_type = format!("application/x-amz-json-{}", svc.json_version);
-        let mut request = http::Request::builder()
-            .method("POST")
-            .uri(&url)
-            .header("content-type", &content_type)
-            .header("x-amz-target", &target)
-            .body(body.clone())
-            .map_err(|e| client_error(format!("bad request to {url}: {e}")))?;
-        let provider = self
-            .credentials
-            .as_ref()
-            .ok_or_else(|| client_error("no AWS credentials are configured".into()))?;
-        let credentials = provider
-            .provide_credentials()
+        let RawResponse {
+            status,
+            request_id,
+            error_type,
+            body: bytes,
+        } = self
+            .send_signed(
+                "POST",
+                &url,
+                &[("content-type", &content_type), ("x-amz-target", &target)],
+                body,
+                svc.signing_name,
+            )
             .await
-            .map_err(|e| client_error(format!("cannot load AWS credentials: {e}")))?;
-        let identity = credentials.into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(svc.signing_name)
-            .time(SystemTime::now())
-            .settings(aws_sigv4::http_request::SigningSettings::default())
-            .build()
-            .map_err(|e| client_error(format!("cannot sign the request: {e}")))?
-            .into();
-        let headers: Vec<(&str, &str)> = request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-            .collect();
-        let signable = aws_sigv4::http_request::SignableRequest::new(
-            "POST",
-            &url,
-            headers.into_iter(),
-            aws_sigv4::http_request::SignableBody::Bytes(&body),
-        )
-        .map_err(|e| client_error(format!("cannot sign the request: {e}")))?;
-        let (instructions, _signature) = aws_sigv4::http_request::sign(signable, &params)
-            .map_err(|e| client_error(format!("cannot sign the request: {e}")))?
-            .into_parts();
-        instructions.apply_to_request_http1x(&mut request);
-        let request = request.map(|b| Full::new(bytes::Bytes::from(b)));
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| client_error(format!("cannot reach {url}: {e}")))?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let request_id = header("x-amzn-requestid").unwrap_or_default();
-        let error_type = header("x-amzn-errortype");
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| client_error(format!("cannot read the response from {url}: {e}")))?
-            .to_bytes();
+            .map_err(client_error)?;
         let json: Value = if bytes.is_empty() {
             json!({})
         } else {
@@ -813,11 +895,30 @@ where
 impl AwsDispatcher {
     /// Runs one `aws-sdk:<service>:<action>` call outside any execution, as a Task state
     /// would (same parameters, result and error names).
+    /// `.sync` integrations wait on the real clock.
     pub async fn call(&self, resource: &str, parameters: &Value) -> Result<Value, Failure> {
+        self.call_on(resource, parameters, Arc::new(RealClock))
+            .await
+    }
+
+    async fn call_on(
+        &self,
+        resource: &str,
+        parameters: &Value,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Value, Failure> {
         let clients = self.clients().await?;
         match parse_resource(resource).map_err(Failure::runtime)? {
             Target::Json(svc, action) => clients.call_json(svc, &action, parameters).await,
             Target::S3(action) => clients.call_s3(action, parameters).await,
+            Target::EmrServerless(op) => {
+                emr_serverless::call(clients, op, parameters, emr_serverless::SDK_ERROR_PREFIX)
+                    .await
+            }
+            Target::EmrServerlessJob { sync } => {
+                let poll = sync.then_some((clock.as_ref(), self.poll_interval));
+                emr_serverless::start_job_run(clients, parameters, poll).await
+            }
         }
     }
 }
@@ -829,7 +930,8 @@ impl TaskDispatcher for AwsDispatcher {
     }
 
     async fn invoke(&self, request: TaskRequest) -> Result<Value, Failure> {
-        self.call(&request.resource, &request.input).await
+        self.call_on(&request.resource, &request.input, request.clock)
+            .await
     }
 }
 
@@ -868,21 +970,41 @@ mod tests {
         let svc = |n: &str| JSON_SERVICES.iter().find(|s| s.name == n).expect("service");
         let env = |name: &str| (name == "AWS_ENDPOINT_URL_DYNAMODB").then(|| "http://ddb:1".into());
         let local = Some("http://local:2");
+        let at = |n: &str, env: &dyn Fn(&str) -> Option<String>, configured, region| {
+            let s = svc(n);
+            endpoint_for(s.env_key, s.signing_name, env, configured, region)
+        };
+        assert_eq!(at("dynamodb", &env, local, "eu-west-1"), "http://ddb:1");
+        assert_eq!(at("kinesis", &env, local, "eu-west-1"), "http://local:2");
         assert_eq!(
-            endpoint_for(svc("dynamodb"), env, local, "eu-west-1"),
-            "http://ddb:1"
-        );
-        assert_eq!(
-            endpoint_for(svc("kinesis"), env, local, "eu-west-1"),
-            "http://local:2"
-        );
-        assert_eq!(
-            endpoint_for(svc("secretsmanager"), env, None, "eu-west-1"),
+            at("secretsmanager", &env, None, "eu-west-1"),
             "https://secretsmanager.eu-west-1.amazonaws.com"
         );
         assert_eq!(
-            endpoint_for(svc("sfn"), |_| None, None, "us-east-2"),
+            at("sfn", &|_| None, None, "us-east-2"),
             "https://states.us-east-2.amazonaws.com"
+        );
+        let emr =
+            |name: &str| (name == "AWS_ENDPOINT_URL_EMR_SERVERLESS").then(|| "http://e:3".into());
+        assert_eq!(
+            endpoint_for(
+                emr_serverless::ENV_KEY,
+                emr_serverless::SIGNING_NAME,
+                emr,
+                local,
+                "x"
+            ),
+            "http://e:3"
+        );
+        assert_eq!(
+            endpoint_for(
+                emr_serverless::ENV_KEY,
+                emr_serverless::SIGNING_NAME,
+                |_| None,
+                None,
+                "eu-west-1"
+            ),
+            "https://emr-serverless.eu-west-1.amazonaws.com"
         );
     }
 

@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::error::Failure;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -128,7 +128,48 @@ pub fn lambda_function_name(s: &str) -> &str {
     }
 }
 
-fn bare_lambda_arn(resource: &str) -> Option<&str> {
+/// What `lambda:invoke` returns: the function's result under `Payload`, with the HTTP
+/// metadata Step Functions adds.
+pub(crate) fn lambda_invoke_output(
+    payload: Value,
+    request_id: &str,
+    executed_version: &str,
+    status: u16,
+) -> Value {
+    let headers = json!({
+        "Connection": "keep-alive",
+        "Content-Type": "application/json",
+        "X-Amz-Executed-Version": executed_version,
+        "x-amzn-Remapped-Content-Length": "0",
+        "x-amzn-RequestId": request_id,
+    });
+    let all_headers: Map<String, Value> = headers
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), json!([v]))).collect())
+        .unwrap_or_default();
+    json!({
+        "ExecutedVersion": executed_version,
+        "Payload": payload,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": all_headers,
+            "HttpHeaders": headers,
+            "HttpStatusCode": status
+        },
+        "SdkResponseMetadata": { "RequestId": request_id },
+        "StatusCode": status
+    })
+}
+
+/// The failure a function error becomes: its type is the error name, and Step Functions
+/// reports the function's error object, serialised, as the cause.
+pub(crate) fn function_error(e: &HandlerError) -> Failure {
+    Failure::new(
+        e.error_type.clone(),
+        json!({ "errorType": e.error_type, "errorMessage": e.error_message }).to_string(),
+    )
+}
+
+pub(crate) fn bare_lambda_arn(resource: &str) -> Option<&str> {
     let rest = resource.strip_prefix("arn:")?;
     let mut it = rest.splitn(6, ':');
     let (_partition, service, _region, _account, kind, name) = (
@@ -193,13 +234,7 @@ impl InProcessDispatcher {
                 "The cause could not be determined because Lambda did not return an error type. (The in-process handler panicked.)",
             ));
         };
-        result.map_err(|e| {
-            // Step Functions reports the function's error object, serialised, as the cause.
-            Failure::new(
-                e.error_type.clone(),
-                json!({ "errorType": e.error_type, "errorMessage": e.error_message }).to_string(),
-            )
-        })
+        result.map_err(|e| function_error(&e))
     }
 }
 
@@ -241,24 +276,7 @@ impl TaskDispatcher for InProcessDispatcher {
                 )
                 .await?;
             let request_id = uuid::Uuid::new_v4().to_string();
-            let headers = json!({
-                "Connection": "keep-alive",
-                "Content-Type": "application/json",
-                "X-Amz-Executed-Version": "$LATEST",
-                "x-amzn-Remapped-Content-Length": "0",
-                "x-amzn-RequestId": request_id,
-            });
-            return Ok(json!({
-                "ExecutedVersion": "$LATEST",
-                "Payload": result,
-                "SdkHttpMetadata": {
-                    "AllHttpHeaders": headers.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), json!([v]))).collect::<serde_json::Map<_, _>>()),
-                    "HttpHeaders": headers,
-                    "HttpStatusCode": 200
-                },
-                "SdkResponseMetadata": { "RequestId": request_id },
-                "StatusCode": 200
-            }));
+            return Ok(lambda_invoke_output(result, &request_id, "$LATEST", 200));
         }
         match bare_lambda_arn(&request.resource) {
             Some(name) => {

@@ -324,8 +324,24 @@ fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Counts the bytes written to it: sizes a payload without building its text.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn check_size(v: &Value, what: &str) -> Result<(), Failure> {
-    let n = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
+    let mut counter = ByteCounter(0);
+    let n = serde_json::to_writer(&mut counter, v)
+        .map(|_| counter.0)
+        .unwrap_or(0);
     if n > MAX_PAYLOAD_BYTES {
         return Err(Failure::new(
             names::DATA_LIMIT_EXCEEDED,
@@ -535,6 +551,20 @@ impl Run {
         }
     }
 
+    /// [`Self::apply_data_path`] on a value the caller gives up: `$` returns it without a copy.
+    fn apply_output_path(
+        &self,
+        dp: &DataPath,
+        data: Value,
+        vars: &Vars,
+        cx: &StateCx<'_>,
+    ) -> Result<Value, Failure> {
+        match dp {
+            DataPath::Path(p) if p.segments.is_empty() && p.root == Root::Input => Ok(data),
+            _ => self.apply_data_path(dp, &data, vars, cx),
+        }
+    }
+
     fn apply_result_path(
         &self,
         rp: &ResultPath,
@@ -647,7 +677,7 @@ impl Run {
                 ));
             }
             StateKind::Succeed => {
-                let out = self.apply_data_path(&state.output_path, &effective, vars, &cx)?;
+                let out = self.apply_output_path(&state.output_path, effective, vars, &cx)?;
                 check_size(&out, "state output")?;
                 self.event(
                     "SucceedStateExited",
@@ -775,7 +805,7 @@ impl Run {
             Some(r) => self.apply_result_path(&state.result_path, &raw_input, r, &cx.at())?,
             None => effective,
         };
-        let out = self.apply_data_path(&state.output_path, &combined, vars, &cx)?;
+        let out = self.apply_output_path(&state.output_path, combined, vars, &cx)?;
         check_size(&out, "state output")?;
         if let Some(Value::Object(m)) = new_vars {
             vars.extend(m);

@@ -42,15 +42,18 @@
 //! ```
 
 pub mod aws;
+pub mod bench;
 pub mod callbacks;
 pub mod choice;
 pub mod clock;
 pub mod definition;
 pub mod dispatcher;
 pub mod distributed;
+pub mod emr_serverless;
 pub mod engine;
 pub mod error;
 pub mod intrinsics;
+pub mod lambda_http;
 pub mod path;
 pub mod placeholders;
 pub mod template;
@@ -64,3 +67,4 @@ pub use dispatcher::{
 };
 pub use engine::{Engine, Execution, ExecutionOptions, ExecutionStatus, ProgressFn};
 pub use error::{Error, Failure, ValidationIssue};
+pub use lambda_http::HttpLambdaDispatcher;

@@ -29,6 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod aws;
+mod emr_sync;
+mod fake;
+mod lambda_http;
 
 pub(crate) fn case_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
