@@ -134,8 +134,9 @@ ensure_checkov() {
 # True when the venv's openapi-spec-validator is $FERRY_OPENAPI_VALIDATOR_VERSION.
 _ferry_venv_has_openapi_validator() {
   [ -x "$FERRY_REPO/.venv/bin/openapi-spec-validator" ] &&
-    "$FERRY_REPO/.venv/bin/python" -m pip show openapi-spec-validator 2>/dev/null |
-    grep -qx "Version: $FERRY_OPENAPI_VALIDATOR_VERSION"
+    [ "$("$FERRY_REPO/.venv/bin/python" -c \
+      'import importlib.metadata as m; print(m.version("openapi-spec-validator"))' 2>/dev/null)" \
+      = "$FERRY_OPENAPI_VALIDATOR_VERSION" ]
 }
 
 ensure_openapi_validator() {
