@@ -179,6 +179,32 @@ pub async fn s3_bucket(prefix: &str) -> (aws_sdk_s3::Client, String) {
     (s3, bucket)
 }
 
+/// An empty on-demand table with a string partition key `pk`.
+pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
+    use aws_sdk_dynamodb::types as ddb;
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            ddb::AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ddb::ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition"),
+        )
+        .key_schema(
+            ddb::KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(ddb::KeyType::Hash)
+                .build()
+                .expect("key schema"),
+        )
+        .billing_mode(ddb::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("CreateTable");
+}
+
 /// ImportTable (DynamoDB JSON, GZIP) from `bucket`/`prefix` into a new on-demand table whose
 /// key attributes are `keys` (partition key first, then the sort key if any), and waits until
 /// the import has COMPLETED; any other end fails the test with the import's failure.

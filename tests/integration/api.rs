@@ -446,27 +446,7 @@ async fn test_connection_reports_every_check_and_never_the_password() {
     let taken = format!("{}Taken", api.spec_name);
     {
         use aws_sdk_dynamodb::types as ddb;
-        dynamodb
-            .create_table()
-            .table_name(&taken)
-            .attribute_definitions(
-                ddb::AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ddb::ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                ddb::KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(ddb::KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(ddb::BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap();
+        ferry_tests::create_table(&dynamodb, &taken).await;
         dynamodb
             .put_item()
             .table_name(&taken)

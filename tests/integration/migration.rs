@@ -584,27 +584,7 @@ async fn an_unreachable_source_fails_the_run_naming_the_state_and_cause() {
 async fn a_failing_import_fails_the_run_and_cleans_up() {
     let w = world(20, |t| t).await;
     // ImportTable always creates its table: one that exists makes the import fail.
-    w.dynamodb
-        .create_table()
-        .table_name(w.table_name("BaseRate"))
-        .attribute_definitions(
-            ddb::AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ddb::ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            ddb::KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(ddb::KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(ddb::BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    ferry_tests::create_table(&w.dynamodb, &w.table_name("BaseRate")).await;
     let outcome = w.run(Some("rates"), false, None).await.unwrap();
     let run = &outcome.run;
     assert_eq!(run.status, RunStatus::Failed);
@@ -853,14 +833,10 @@ async fn aurora_clones_are_made_in_steps_and_only_ferry_clones_are_destroyed() {
     );
 
     // Restore (copy-on-write), then an instance, then available.
-    let mut steps = Vec::new();
-    for _ in 0..5 {
-        let status = clones.ensure(shard, &clone, run).await.expect("ensure");
-        steps.push(status);
-        if status == CloneStatus::Available {
-            break;
-        }
-    }
+    let steps = until(CloneStatus::Available, || async {
+        clones.ensure(shard, &clone, run).await.expect("ensure")
+    })
+    .await;
     assert_eq!(steps.last(), Some(&CloneStatus::Available), "{steps:?}");
     assert!(
         steps.len() >= 2,
@@ -891,14 +867,10 @@ async fn aurora_clones_are_made_in_steps_and_only_ferry_clones_are_destroyed() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::CloneFailed, "{err}");
 
-    let mut statuses = Vec::new();
-    for _ in 0..5 {
-        let status = clones.destroy(shard, &clone, run).await.expect("destroy");
-        statuses.push(status);
-        if status == CloneStatus::Gone {
-            break;
-        }
-    }
+    let statuses = until(CloneStatus::Gone, || async {
+        clones.destroy(shard, &clone, run).await.expect("destroy")
+    })
+    .await;
     assert_eq!(statuses.last(), Some(&CloneStatus::Gone), "{statuses:?}");
     let left = rds
         .describe_db_clusters()
@@ -911,6 +883,26 @@ async fn aurora_clones_are_made_in_steps_and_only_ferry_clones_are_destroyed() {
         1,
         "the source cluster is untouched"
     );
+}
+
+/// Asks `step` until it answers `done`, at most five times; every answer, in order.
+async fn until<F, Fut>(
+    done: ferry_handlers::clone::CloneStatus,
+    mut step: F,
+) -> Vec<ferry_handlers::clone::CloneStatus>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ferry_handlers::clone::CloneStatus>,
+{
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let status = step().await;
+        answers.push(status);
+        if status == done {
+            break;
+        }
+    }
+    answers
 }
 
 /// Executions as a test wants them to be.

@@ -107,19 +107,7 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
             run_id,
             shard,
             clone,
-        } => {
-            let spec = cx.spec(&migration, run_id).await?;
-            let provider = cx.clones.get(spec.source.clone);
-            let status = provider
-                .ensure(shard_of(&spec, &shard)?, &clone, run_id)
-                .await?;
-            tracing::info!(%shard, %clone, ?status, "ensure clone");
-            Ok(Response::Status {
-                shard,
-                clone,
-                status,
-            })
-        }
+        } => one_clone(cx, &migration, run_id, shard, clone, CloneOp::Ensure).await,
         Request::Release {
             migration,
             run_id,
@@ -145,20 +133,38 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
             run_id,
             shard,
             clone,
-        } => {
-            let spec = cx.spec(&migration, run_id).await?;
-            let provider = cx.clones.get(spec.source.clone);
-            let status = provider
-                .destroy(shard_of(&spec, &shard)?, &clone, run_id)
-                .await?;
-            tracing::info!(%shard, %clone, ?status, "destroy clone");
-            Ok(Response::Status {
-                shard,
-                clone,
-                status,
-            })
-        }
+        } => one_clone(cx, &migration, run_id, shard, clone, CloneOp::Destroy).await,
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum CloneOp {
+    Ensure,
+    Destroy,
+}
+
+/// Ensures or destroys one clone through the spec's provider; answers where it stands.
+async fn one_clone(
+    cx: &Context,
+    migration: &str,
+    run_id: RunId,
+    shard: String,
+    clone: String,
+    op: CloneOp,
+) -> Result<Response> {
+    let spec = cx.spec(migration, run_id).await?;
+    let provider = cx.clones.get(spec.source.clone);
+    let source = shard_of(&spec, &shard)?;
+    let status = match op {
+        CloneOp::Ensure => provider.ensure(source, &clone, run_id).await?,
+        CloneOp::Destroy => provider.destroy(source, &clone, run_id).await?,
+    };
+    tracing::info!(%shard, %clone, ?status, ?op, "clone");
+    Ok(Response::Status {
+        shard,
+        clone,
+        status,
+    })
 }
 
 /// The clones a domain reads: one per shard of its tables, in spec order.

@@ -88,17 +88,28 @@ fn verify_error(err: VerifyError) -> Error {
     Error::from(err)
 }
 
-fn requests(spec: &Spec, domain: &str, run: &str) -> Result<Vec<TableVerification>> {
+/// Each table of the domain, as verification sees it, with its export's data files.
+async fn domain_exports(
+    cx: &Context,
+    spec: &Spec,
+    domain: &str,
+    run: &str,
+) -> Result<Vec<(TableVerification, Vec<String>)>> {
     let tables = spec.domain_tables(domain).ok_or_else(|| {
         Error::new(
             ErrorCode::InvalidInput,
             format!("domain: the spec has no domain {domain:?}"),
         )
     })?;
-    Ok(tables
-        .into_iter()
-        .map(|t| TableVerification::new(run, t, spec.verification))
-        .collect())
+    let mut out = Vec::new();
+    for table in tables {
+        let request = TableVerification::new(run, table, spec.verification);
+        let files = export_data_files(cx.objects.as_ref(), &request.export_prefix)
+            .await
+            .map_err(verify_error)?;
+        out.push((request, files));
+    }
+    Ok(out)
 }
 
 /// `runs/<run>/verify/tables/<table>.json`.
@@ -116,10 +127,7 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
             let spec = cx.spec(&migration, run_id).await?;
             let run = run_id.to_string();
             let mut list: Vec<Batch> = Vec::new();
-            for request in requests(&spec, &domain, &run)? {
-                let files = export_data_files(cx.objects.as_ref(), &request.export_prefix)
-                    .await
-                    .map_err(verify_error)?;
+            for (request, files) in domain_exports(cx, &spec, &domain, &run).await? {
                 for (batch, files) in files.chunks(request.files_per_batch.max(1)).enumerate() {
                     list.push(Batch {
                         table: request.table.name.clone(),
@@ -186,10 +194,7 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
             let spec = cx.spec(&migration, run_id).await?;
             let run = run_id.to_string();
             let mut reports = Vec::new();
-            for request in requests(&spec, &domain, &run)? {
-                let files = export_data_files(cx.objects.as_ref(), &request.export_prefix)
-                    .await
-                    .map_err(verify_error)?;
+            for (request, files) in domain_exports(cx, &spec, &domain, &run).await? {
                 let batches = files.chunks(request.files_per_batch.max(1)).len() as u32;
                 let report = diff_table(
                     Arc::clone(&cx.objects),

@@ -501,36 +501,45 @@ pub fn split_copy_line(line: &[u8], text: &mut Vec<u8>, fields: &mut Vec<Option<
         }
         let escaped = line[i + 1];
         i += 2;
-        match escaped {
-            b'N' if text.len() == start && (i == line.len() || line[i] == b'\t') => null = true,
-            b't' => text.push(b'\t'),
-            b'n' => text.push(b'\n'),
-            b'r' => text.push(b'\r'),
-            b'b' => text.push(0x08),
-            b'f' => text.push(0x0c),
-            b'v' => text.push(0x0b),
-            b'0'..=b'7' => {
-                let mut value = u32::from(escaped - b'0');
-                let mut digits = 1;
-                while digits < 3 && i < line.len() && (b'0'..=b'7').contains(&line[i]) {
-                    value = value * 8 + u32::from(line[i] - b'0');
-                    i += 1;
-                    digits += 1;
-                }
-                text.push(value as u8);
-            }
-            b'x' if i < line.len() && line[i].is_ascii_hexdigit() => {
-                let mut value = 0u32;
-                let mut digits = 0;
-                while digits < 2 && i < line.len() && line[i].is_ascii_hexdigit() {
-                    value = value * 16 + (line[i] as char).to_digit(16).unwrap_or(0);
-                    i += 1;
-                    digits += 1;
-                }
-                text.push(value as u8);
-            }
-            other => text.push(other),
+        if escaped == b'N' && text.len() == start && (i == line.len() || line[i] == b'\t') {
+            null = true;
+        } else {
+            unescape(escaped, line, &mut i, text);
         }
+    }
+}
+
+/// Appends the byte(s) that `\<escaped>` stands for; octal and hex escapes read their further
+/// digits from `line` at `*i` and move `*i` past them.
+fn unescape(escaped: u8, line: &[u8], i: &mut usize, text: &mut Vec<u8>) {
+    match escaped {
+        b't' => text.push(b'\t'),
+        b'n' => text.push(b'\n'),
+        b'r' => text.push(b'\r'),
+        b'b' => text.push(0x08),
+        b'f' => text.push(0x0c),
+        b'v' => text.push(0x0b),
+        b'0'..=b'7' => {
+            let mut value = u32::from(escaped - b'0');
+            let mut digits = 1;
+            while digits < 3 && *i < line.len() && (b'0'..=b'7').contains(&line[*i]) {
+                value = value * 8 + u32::from(line[*i] - b'0');
+                *i += 1;
+                digits += 1;
+            }
+            text.push(value as u8);
+        }
+        b'x' if *i < line.len() && line[*i].is_ascii_hexdigit() => {
+            let mut value = 0u32;
+            let mut digits = 0;
+            while digits < 2 && *i < line.len() && line[*i].is_ascii_hexdigit() {
+                value = value * 16 + (line[*i] as char).to_digit(16).unwrap_or(0);
+                *i += 1;
+                digits += 1;
+            }
+            text.push(value as u8);
+        }
+        other => text.push(other),
     }
 }
 
@@ -573,35 +582,10 @@ mod tests {
             }
             let escaped = line[i + 1];
             i += 2;
-            match escaped {
-                b'N' if text.is_empty() && (i == line.len() || line[i] == b'\t') => null = true,
-                b't' => text.push(b'\t'),
-                b'n' => text.push(b'\n'),
-                b'r' => text.push(b'\r'),
-                b'b' => text.push(0x08),
-                b'f' => text.push(0x0c),
-                b'v' => text.push(0x0b),
-                b'0'..=b'7' => {
-                    let mut value = u32::from(escaped - b'0');
-                    let mut digits = 1;
-                    while digits < 3 && i < line.len() && (b'0'..=b'7').contains(&line[i]) {
-                        value = value * 8 + u32::from(line[i] - b'0');
-                        i += 1;
-                        digits += 1;
-                    }
-                    text.push(value as u8);
-                }
-                b'x' if i < line.len() && line[i].is_ascii_hexdigit() => {
-                    let mut value = 0u32;
-                    let mut digits = 0;
-                    while digits < 2 && i < line.len() && line[i].is_ascii_hexdigit() {
-                        value = value * 16 + (line[i] as char).to_digit(16).unwrap_or(0);
-                        i += 1;
-                        digits += 1;
-                    }
-                    text.push(value as u8);
-                }
-                other => text.push(other),
+            if escaped == b'N' && text.is_empty() && (i == line.len() || line[i] == b'\t') {
+                null = true;
+            } else {
+                unescape(escaped, line, &mut i, &mut text);
             }
         }
     }
