@@ -66,6 +66,13 @@ Patches:
 6. S3 CompleteMultipartUpload names its XML root CompleteMultipartUploadResponse; S3
    (and so the AWS SDKs) use CompleteMultipartUploadResult, and the Rust SDK rejects the
    answer although the object was completed. The patch renames the root element.
+
+7. Step Functions executions are on from the start. moto keeps state machines in one of two
+   backends depending on the flag POST /moto-api/config {"stepfunctions":
+   {"execute_state_machine": true}} sets, so turning it on half-way (as a test did) hides
+   the machines made before; and with it off, executions stay RUNNING forever, which left
+   a client that follows an execution to its end waiting. Ferry's local mode runs state
+   machines, so the launcher sets it before serving.
 """
 
 from __future__ import annotations
@@ -425,6 +432,18 @@ def patch_s3_complete_multipart_root() -> None:
 # --------------------------------------------------------------------------- main
 
 
+def enable_sfn_execution() -> None:
+    """7. Step Functions executions on from the start (see the module docs)."""
+    name = "sfn-execution-on"
+    from moto.core import config
+
+    _require(name, config, "default_user_config")
+    sfn = config.default_user_config.get("stepfunctions")
+    if not isinstance(sfn, dict) or "execute_state_machine" not in sfn:
+        _fail(name, "moto's default config has no stepfunctions.execute_state_machine")
+    sfn["execute_state_machine"] = True
+
+
 def apply_patches() -> None:
     import moto
 
@@ -440,6 +459,7 @@ def apply_patches() -> None:
     patch_dynamodb_atomic()
     patch_import_json_lines()
     patch_s3_complete_multipart_root()
+    enable_sfn_execution()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,7 +44,10 @@ async fn run_script(state_machine: &str) -> (bool, String, String) {
                 &format!("name = \"{prefix}ra\""),
             );
     std::fs::write(&spec, text).unwrap();
-    let out = Command::new("bash")
+    // A run that never ends must fail the test, not hang the suite.
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg("bash")
         .arg(ferry_tests::repo_root().join("scripts/run-step-functions-workflow.sh"))
         .args([
             "--environment",
