@@ -689,7 +689,8 @@ mod tests {
         }
     }
 
-    fn col(name: &str, kind: ColumnKind) -> SourceColumn {
+    /// A catalogue column of `kind` (the row encoder's tests use it too).
+    pub(super) fn col(name: &str, kind: ColumnKind) -> SourceColumn {
         SourceColumn {
             name: name.into(),
             type_name: format!("{kind:?}"),

@@ -521,6 +521,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::item::tests::col;
     use crate::item::SourceColumn;
     use crate::value::ItemLine;
 
@@ -588,14 +589,6 @@ mod tests {
                     },
                 ],
             },
-        }
-    }
-
-    fn col(name: &str, kind: ColumnKind) -> SourceColumn {
-        SourceColumn {
-            name: name.into(),
-            type_name: format!("{kind:?}"),
-            kind,
         }
     }
 
