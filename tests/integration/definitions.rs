@@ -191,6 +191,10 @@ const AWS_ERRORS: &[&str] = &[
     "DynamoDb.RequestLimitExceededException",
     "DynamoDb.InternalServerErrorException",
     "Kinesis.LimitExceededException",
+    "EmrServerless.ThrottlingException",
+    "EmrServerless.InternalServerException",
+    "EMRServerless.ThrottlingException",
+    "EMRServerless.InternalServerException",
     "StepFunctions.ExecutionLimitExceededException",
     "StepFunctions.SdkClientException",
 ];

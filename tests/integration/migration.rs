@@ -1005,3 +1005,269 @@ async fn the_sweep_ends_runs_whose_execution_ended_and_leaves_running_ones() {
         .unwrap();
     assert_eq!(again["converged"], json!([]));
 }
+
+// ---- EMR Serverless engine --------------------------------------------------------------------
+
+/// Writes what the chunk extraction writes under `runs/<run>/bootstrap/` under
+/// `runs/<run>/emr/` instead, and drops the manifests: the output of a Spark job that knows
+/// nothing of ferry's digests.
+struct SparkJobSink {
+    inner: Arc<dyn ferry_pipeline::sink::ObjectSink>,
+}
+
+#[async_trait::async_trait]
+impl ferry_pipeline::sink::ObjectSink for SparkJobSink {
+    async fn create(
+        &self,
+        key: &str,
+    ) -> Result<Box<dyn ferry_pipeline::sink::ObjectUpload>, ferry_pipeline::sink::SinkError> {
+        self.inner
+            .create(&key.replacen("/bootstrap/", "/emr/", 1))
+            .await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+    ) -> Result<(), ferry_pipeline::sink::SinkError> {
+        if key.contains("/manifests/") {
+            return Ok(());
+        }
+        self.inner.put(key, body).await
+    }
+}
+
+/// What the fake Spark job saw: the StartJobRun parameters and the chunks it wrote.
+#[derive(Default)]
+struct SparkJobRuns {
+    starts: Mutex<Vec<Value>>,
+    chunks_written: AtomicU32,
+    /// ListApplications pages read.
+    pages: AtomicU32,
+}
+
+/// Stands in for the team's Spark job: when the bootstrap machine starts the job run, it reads
+/// the chunk list named in the job's arguments and writes every chunk (but the one `lose`
+/// names, by position) where `--output` says, in the import format; then the start goes on to
+/// the emulator, which records the job run.
+fn spark_job(w: &World, runs: Arc<SparkJobRuns>, lose: Option<usize>) -> DispatcherWrapper {
+    let mut job_cx = w.cx.clone();
+    job_cx.sink = Arc::new(SparkJobSink {
+        inner: Arc::clone(&w.cx.sink),
+    });
+    let (bucket, migration) = (w.cx.bucket.clone(), w.spec.name.clone());
+    intercept(move |inner, request| {
+        let (job_cx, runs, bucket, migration) = (
+            job_cx.clone(),
+            Arc::clone(&runs),
+            bucket.clone(),
+            migration.clone(),
+        );
+        Box::pin(async move {
+            if request.resource.ends_with("emrserverless:listApplications") {
+                runs.pages.fetch_add(1, Ordering::SeqCst);
+            }
+            if request
+                .resource
+                .ends_with("emr-serverless:startJobRun.sync")
+            {
+                runs.starts.lock().unwrap().push(request.input.clone());
+                let args: Vec<String> = serde_json::from_value(
+                    request.input["JobDriver"]["SparkSubmit"]["EntryPointArguments"].clone(),
+                )
+                .unwrap();
+                let arg = |flag: &str| {
+                    let at = args.iter().position(|a| a == flag).unwrap();
+                    args[at + 1].clone()
+                };
+                assert_eq!(
+                    arg("--output"),
+                    format!("s3://{bucket}/runs/{}/emr/", arg("--run"))
+                );
+                let list_key = arg("--chunk-list")
+                    .strip_prefix(&format!("s3://{bucket}/"))
+                    .unwrap()
+                    .to_string();
+                let chunks: Vec<Chunk> =
+                    serde_json::from_slice(&job_cx.objects.get(&list_key).await.unwrap()).unwrap();
+                for (at, chunk) in chunks.into_iter().enumerate() {
+                    if Some(at) == lose {
+                        continue;
+                    }
+                    let request = ferry_handlers::bootstrap::Request {
+                        migration: migration.clone(),
+                        run_id: arg("--run").parse().unwrap(),
+                        chunk,
+                    };
+                    ferry_handlers::bootstrap::handle(&job_cx, request)
+                        .await
+                        .unwrap();
+                    runs.chunks_written.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            inner.invoke(request).await
+        })
+    })
+}
+
+/// An EMR Serverless world: the example spec with the emr-serverless engine, JARs under a
+/// prefix (the newest is not the greatest key), and `others` applications created before the
+/// one the spec names (so it is on a later page of ListApplications).
+async fn emr_world(rows: u64, others: usize, create_wanted: bool) -> (World, String, String) {
+    let (s3, jars) = ferry_tests::s3_bucket("jars").await;
+    for key in [
+        "jobs/ferry-job-2.0.jar",
+        "jobs/ferry-job-1.9.jar",
+        "jobs/NOTES.txt",
+    ] {
+        s3.put_object()
+            .bucket(&jars)
+            .key(key)
+            .body(bytes::Bytes::from_static(b"PK").into())
+            .send()
+            .await
+            .unwrap();
+        // LastModified has a resolution of one second in S3 listings.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let app = format!("{}spark", ferry_tests::unique_name("emr"));
+    let jars_url = format!("s3://{jars}/jobs/");
+    let (spec_app, spec_jars) = (app.clone(), jars_url.clone());
+    let w = world(rows, move |t| {
+        t.replace(
+            "[bootstrap]\nengine = \"lambda\"\n",
+            &format!(
+                "[bootstrap]\nengine = \"emr-serverless\"\n[bootstrap.emr_serverless]\n\
+                 application_name = \"{spec_app}\"\njar_prefix = \"{spec_jars}\"\n\
+                 entry_point_class = \"com.example.FerryJob\"\n\
+                 spark_submit_parameters = \"--conf spark.executor.cores=4\"\n"
+            ),
+        )
+    })
+    .await;
+    let emr = sfn_local::AwsDispatcher::new(&w.sdk);
+    let create = |name: String, tags: Value| {
+        let emr = &emr;
+        async move {
+            emr.call(
+                "arn:aws:states:::aws-sdk:emrserverless:createApplication",
+                &json!({"Name": name, "ReleaseLabel": "emr-7.0.0", "Type": "SPARK", "Tags": tags}),
+            )
+            .await
+            .expect("CreateApplication")
+        }
+    };
+    for i in 0..others {
+        create(format!("{app}-other-{i}"), json!({})).await;
+    }
+    if create_wanted {
+        create(
+            app.clone(),
+            json!({"FerryExecutionRoleArn": "arn:aws:iam::123456789012:role/ferry-spark"}),
+        )
+        .await;
+    }
+    (w, app, jars_url)
+}
+
+/// Runs the availability domain with the stand-in Spark job.
+async fn run_with_spark_job(
+    w: &World,
+    lose: Option<usize>,
+) -> (LocalRunOutcome, Arc<SparkJobRuns>) {
+    let runs = Arc::new(SparkJobRuns::default());
+    let wrap = spark_job(w, Arc::clone(&runs), lose);
+    let outcome = w
+        .run(Some("availability"), false, Some(wrap))
+        .await
+        .unwrap();
+    (outcome, runs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emr_serverless_engine_runs_the_newest_jar_and_is_verified_independently() {
+    // 50 applications fill ListApplications' first page: the one named is on a later page.
+    let (w, app, jars) = emr_world(30, 50, true).await;
+    let (outcome, runs) = run_with_spark_job(&w, None).await;
+    let run = &outcome.run;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+
+    let starts = runs.starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 1, "one job run: {starts:?}");
+    let start = &starts[0];
+    assert_eq!(
+        start["ExecutionRoleArn"], "arn:aws:iam::123456789012:role/ferry-spark",
+        "the role comes from the application's tag"
+    );
+    let driver = &start["JobDriver"]["SparkSubmit"];
+    assert_eq!(driver["EntryPoint"], format!("{jars}ferry-job-1.9.jar"));
+    assert_eq!(
+        driver["SparkSubmitParameters"],
+        "--class com.example.FerryJob --conf spark.executor.cores=4"
+    );
+    assert_eq!(
+        start["ClientToken"].as_str().map(str::len),
+        Some(32),
+        "{start}"
+    );
+    // The application id is the one of the named application.
+    let emr = sfn_local::AwsDispatcher::new(&w.sdk);
+    let got = emr
+        .call(
+            "arn:aws:states:::aws-sdk:emrserverless:getApplication",
+            &json!({"ApplicationId": start["ApplicationId"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got["Application"]["Name"], app.as_str());
+    assert!(runs.chunks_written.load(Ordering::SeqCst) > 0);
+    assert!(
+        runs.pages.load(Ordering::SeqCst) >= 2,
+        "the name is on a later page"
+    );
+
+    // The import read what the job wrote; ferry's own extraction verified it.
+    for table in ["Inventory", "Restriction"] {
+        let expected = w.expected_items(table).await;
+        assert!(!expected.is_empty());
+        assert_eq!(w.dynamodb_items(table).await, expected, "{table}");
+    }
+    let report = outcome.report.expect("a report");
+    assert_eq!(report.verdict, Verdict::Passed);
+    assert!(w.clones_left().await.is_empty());
+    assert_eq!(w.leases_left(run.run_id, &["availability"]).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spark_job_that_loses_a_chunk_fails_verification() {
+    let (w, _, _) = emr_world(30, 0, true).await;
+    let (outcome, runs) = run_with_spark_job(&w, Some(0)).await;
+    assert_eq!(runs.starts.lock().unwrap().len(), 1);
+    let run = &outcome.run;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.as_ref().unwrap();
+    assert_eq!(error.state, "availability/Verify", "{error:?}");
+    assert_eq!(error.error, "Ferry.VerificationFailed");
+    let report = outcome.report.expect("a report");
+    let lost: u64 = report.tables.iter().map(|t| t.missing).sum();
+    assert!(lost > 0, "{report:?}");
+    assert!(report
+        .tables
+        .iter()
+        .all(|t| t.extra == 0 && t.different == 0));
+    assert!(w.clones_left().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emr_application_that_does_not_exist_fails_the_bootstrap_by_name() {
+    let (w, app, _) = emr_world(10, 1, false).await;
+    let (outcome, runs) = run_with_spark_job(&w, None).await;
+    let run = &outcome.run;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.as_ref().unwrap();
+    assert_eq!(error.state, "availability/Bootstrap", "{error:?}");
+    assert_eq!(error.error, "Ferry.BootstrapFailed");
+    assert!(error.cause.contains(&app), "{error:?}");
+    assert!(runs.starts.lock().unwrap().is_empty());
+    assert!(w.clones_left().await.is_empty());
+}

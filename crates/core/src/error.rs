@@ -69,6 +69,8 @@ catalogue! {
         "DynamoDB ExportTableToPointInTime ended FAILED; the cause carries its failure code and message.";
     CloneFailed = "CLONE_FAILED", 502, "Ferry.CloneFailed",
         "A clone of a source could not be made or destroyed, or what was to be destroyed is not a ferry clone.";
+    BootstrapFailed = "BOOTSTRAP_FAILED", 502, "Ferry.BootstrapFailed",
+        "The EMR Serverless bootstrap cannot start: no JAR under the spec's prefix, no application of the spec's name, or no execution role.";
     VerificationFailed = "VERIFICATION_FAILED", 422, "Ferry.VerificationFailed",
         "The copy in DynamoDB differs from the source by more than the spec's tolerance.";
     SourceUnavailable = "SOURCE_UNAVAILABLE", 502, "Ferry.SourceUnavailable",

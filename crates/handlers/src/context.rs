@@ -9,6 +9,7 @@ use ferry_pipeline::sink::{ObjectSink, S3Sink};
 use ferry_pipeline::verify::{ObjectSource, S3Source};
 
 use crate::api::ApiSettings;
+use crate::artifacts::{Artifacts, S3Artifacts};
 use crate::clone::CloneProviders;
 use crate::executions::{Executions, StepFunctionsExecutions};
 use crate::source::{SecretsManagerReader, Sources};
@@ -101,6 +102,8 @@ pub struct Context {
     pub targets: Arc<dyn TargetTables>,
     pub migration_state_machine: Option<String>,
     pub api: Option<ApiSettings>,
+    /// Where the EMR Serverless engine's JAR is looked up.
+    pub artifacts: Arc<dyn Artifacts>,
 }
 
 impl Context {
@@ -122,7 +125,8 @@ impl Context {
                 &config.state_table,
             )),
             objects: Arc::new(S3Source::new(s3.clone(), &config.bucket)),
-            sink: Arc::new(S3Sink::new(s3, &config.bucket)),
+            sink: Arc::new(S3Sink::new(s3.clone(), &config.bucket)),
+            artifacts: Arc::new(S3Artifacts::new(s3)),
             bucket: config.bucket.clone(),
             clones: CloneProviders::new(sources.clone(), aws_sdk_rds::Client::new(sdk)),
             sources,

@@ -6,6 +6,7 @@
 //! in-process. [`Function`] names every function and decodes its JSON payload.
 
 pub mod api;
+pub mod artifacts;
 pub mod bootstrap;
 pub mod check_clone;
 pub mod clone;

@@ -2,11 +2,18 @@
 //! list the bootstrap Distributed Map reads, and describes each target table the way the
 //! import and export machines need it (ImportTable's TableCreationParameters, tags, TTL, PITR,
 //! streaming). Everything environment-specific comes from the spec snapshot of the run.
+//!
+//! With `engine = "emr-serverless"` the plan also describes the Spark job run (the newest JAR
+//! under the spec's prefix, its arguments): the job writes the import files under
+//! `runs/<run>/emr/<table>/`, which is where the import reads them, while the chunk Map still
+//! extracts every chunk with ferry's own mapping into `runs/<run>/bootstrap/`, so verification
+//! compares the job's output with an independent reading of the source.
 
 use std::collections::HashMap;
 
 use ferry_core::spec::{
-    Billing, Compression, KeySchema, KeyType, Projection, Spec, Streaming, TableSource, TableSpec,
+    Billing, Bootstrap, Compression, EmrServerless, KeySchema, KeyType, Projection, Spec,
+    Streaming, TableSource, TableSpec,
 };
 use ferry_core::{Error, ErrorCode, Result, RunId};
 use ferry_pipeline::extract::describe_table;
@@ -35,7 +42,37 @@ pub struct Response {
     pub chunks_total: u64,
     /// Where the Distributed Map writes its results.
     pub results_prefix: String,
+    /// `lambda` or `emr-serverless`: the bootstrap machine's branch.
+    pub engine: String,
+    /// The Spark job run of the `emr-serverless` engine; absent for `lambda`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emr: Option<EmrJob>,
     pub tables: Vec<TableTarget>,
+}
+
+/// What the bootstrap machine needs to start the EMR Serverless job run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmrJob {
+    /// Found by name through ListApplications.
+    pub application_name: String,
+    /// `s3://bucket/key.jar`: the newest JAR under the spec's `jar_prefix`.
+    pub jar: String,
+    /// `--class <entry_point_class>`, then the spec's own parameters.
+    pub spark_submit_parameters: String,
+    /// The job's contract: `--migration M --run R --domain D --chunk-list s3://… --output
+    /// s3://…/runs/<run>/emr/ --compression GZIP`; it writes `<output><table>/*`.
+    pub arguments: Vec<String>,
+    /// From the spec; absent: the application's `FerryExecutionRoleArn` tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_arn: Option<String>,
+    pub job_name: String,
+    /// StartJobRun's idempotency token: a retried start never makes a second job run.
+    pub client_token: String,
+}
+
+/// `runs/<run>/emr/`: where the Spark job writes each table's import files.
+pub fn emr_output_prefix(run: &str) -> String {
+    format!("runs/{run}/emr/")
 }
 
 /// One target table, as the import, export and verify machines need it.
@@ -111,7 +148,13 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
             .map_err(|message| Error::new(ErrorCode::InvalidSpec, message))?;
         tracing::info!(table = %table.name, chunks = planned.len(), "planned");
         chunks.extend(planned);
-        targets.push(table_target(&spec, table, &run));
+        let mut target = table_target(&spec, table, &run);
+        if matches!(spec.bootstrap, Bootstrap::EmrServerless(_)) {
+            // The job writes GZIP (what every ImportTable and the emulator read).
+            target.data_prefix = format!("{}{}/", emr_output_prefix(&run), table.name);
+            target.input_compression = "GZIP".to_string();
+        }
+        targets.push(target);
     }
     // A JSON array: the ItemReader input type both AWS and the emulator read.
     let chunk_list_key = write_chunk_list(cx.sink.as_ref(), &run, &request.domain, &chunks)
@@ -119,12 +162,78 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
         .map_err(|err| {
             Error::new(ErrorCode::Retryable, "cannot write the chunk list").with_source(err)
         })?;
+    let emr = match &spec.bootstrap {
+        Bootstrap::Lambda => None,
+        Bootstrap::EmrServerless(settings) => {
+            Some(emr_job(cx, &spec, settings, &request.domain, &run, &chunk_list_key).await?)
+        }
+    };
     Ok(Response {
         bucket: cx.bucket.clone(),
         chunk_list_key,
         chunks_total: chunks.len() as u64,
         results_prefix: format!("runs/{run}/bootstrap-results/{}/", request.domain),
+        engine: match emr {
+            None => "lambda",
+            Some(_) => "emr-serverless",
+        }
+        .to_string(),
+        emr,
         tables: targets,
+    })
+}
+
+async fn emr_job(
+    cx: &Context,
+    spec: &Spec,
+    settings: &EmrServerless,
+    domain: &str,
+    run: &str,
+    chunk_list_key: &str,
+) -> Result<EmrJob> {
+    let jar = cx
+        .artifacts
+        .newest(&settings.jar_prefix, ".jar")
+        .await?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::BootstrapFailed,
+                format!(
+                    "bootstrap.emr_serverless.jar_prefix: no .jar object under {}",
+                    settings.jar_prefix
+                ),
+            )
+        })?;
+    let bucket = &cx.bucket;
+    let mut spark_submit_parameters = format!("--class {}", settings.entry_point_class);
+    if let Some(extra) = settings.spark_submit_parameters.as_deref() {
+        spark_submit_parameters.push(' ');
+        spark_submit_parameters.push_str(extra);
+    }
+    let arguments = [
+        ("--migration", spec.name.clone()),
+        ("--run", run.to_string()),
+        ("--domain", domain.to_string()),
+        ("--chunk-list", format!("s3://{bucket}/{chunk_list_key}")),
+        (
+            "--output",
+            format!("s3://{bucket}/{}", emr_output_prefix(run)),
+        ),
+        ("--compression", "GZIP".to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value])
+    .collect();
+    // Job names and client tokens are short in EMR Serverless: 1–256 and 1–64 characters.
+    let token = xxhash_rust::xxh3::xxh3_128(format!("{}/{run}/{domain}", spec.name).as_bytes());
+    Ok(EmrJob {
+        application_name: settings.application_name.clone(),
+        jar,
+        spark_submit_parameters,
+        arguments,
+        execution_role_arn: settings.execution_role_arn.clone(),
+        job_name: format!("ferry-{run}-{domain}").chars().take(256).collect(),
+        client_token: format!("{token:032x}"),
     })
 }
 
