@@ -216,6 +216,16 @@ module "state_machine" {
   log_retention_days = var.log_retention_days
 }
 
+# ImportTable writes its rejected items (which may hold source data) to this fixed,
+# account-wide group; left to the service it would keep them forever.
+resource "aws_cloudwatch_log_group" "imports" {
+  #checkov:skip=CKV_AWS_158:ImportTable writes this group itself; the default CloudWatch encryption is kept to avoid a KMS key per account.
+  #checkov:skip=CKV_AWS_338:Retention is a variable (log_retention_days); rejected import items are not kept for a year by default.
+  count             = var.manage_import_log_group ? 1 : 0
+  name              = "/aws-dynamodb/imports"
+  retention_in_days = var.log_retention_days
+}
+
 module "poll_schedule" {
   source       = "./modules/poll-schedule"
   name         = "${local.prefix}-poll-status-sweep"

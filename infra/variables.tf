@@ -107,6 +107,12 @@ variable "target_table_prefix" {
   default     = ""
 }
 
+variable "manage_import_log_group" {
+  description = "Whether this stack owns /aws-dynamodb/imports, the account-wide log group where DynamoDB ImportTable logs rejected items, to give it log_retention_days. One stack per account and region can (set false in the others, or when the group exists already and is not to be imported)."
+  type        = bool
+  default     = true
+}
+
 variable "github_repository" {
   description = "GitHub repository (owner/name) whose deploy workflow may assume the deploy role. No default and in no tfvars file: the deploy workflow passes the repository it runs in (github.repository)."
   type        = string

@@ -15,7 +15,7 @@
 # (default: ferry on the PATH, else target/release/ferry). AWS credentials and region come from
 # the environment.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091 # SC1091 comes only without -x (editors); scripts/test.sh runs shellcheck -x, which follows it
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 environment="" spec="" domain="all" parallelism=8 dry_run=false poll="${FERRY_POLL_SECONDS:-10}"

@@ -664,8 +664,8 @@ fn expected_resource_counts(routes: usize) -> Vec<(&'static str, usize)> {
         ("aws_s3_bucket_lifecycle_configuration", 1),
         ("aws_s3_bucket_policy", 1),
         ("aws_lambda_function", functions),
-        // Functions, machines, and the API's access log.
-        ("aws_cloudwatch_log_group", functions + machines + 1),
+        // Functions, machines, the API's access log, DynamoDB's import log.
+        ("aws_cloudwatch_log_group", functions + machines + 2),
         ("aws_iam_role", roles),
         ("aws_iam_role_policy", roles),
         ("aws_sfn_state_machine", machines),

@@ -121,6 +121,8 @@ data "aws_iam_policy_document" "deploy" {
       "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws/lambda/${local.prefix}-*",
       "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws/vendedlogs/states/${local.prefix}-*",
       "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws/vendedlogs/apigateway/${local.prefix}-*",
+      "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws-dynamodb/imports",
+      "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws-dynamodb/imports:*",
     ]
   }
 
