@@ -3,9 +3,13 @@
 locals {
   state_table_arns = [module.state_table.arn, "${module.state_table.arn}/index/*"]
   runs_objects_arn = "${module.data_bucket.arn}/runs/*"
-  source_secret_arns = length(var.source_secret_arns) > 0 ? var.source_secret_arns : [
-    "arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${local.prefix}/*",
-  ]
+  secret_arn_base  = "arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret"
+  # Connection secrets (made through the API) get a random suffix from Secrets Manager.
+  connection_secret_arns = ["${local.secret_arn_base}:${local.connection_secret_prefix}*"]
+  source_secret_arns = concat(
+    length(var.source_secret_arns) > 0 ? var.source_secret_arns : ["${local.secret_arn_base}:${local.prefix}/*"],
+    local.connection_secret_arns,
+  )
   rds_arn_base = "arn:${local.partition}:rds:${local.region}:${local.account}"
   # The tables migrations create (a connection test checks they do not exist yet).
   target_table_arns = ["arn:${local.partition}:dynamodb:${local.region}:${local.account}:table/${var.target_table_prefix}*"]
@@ -158,6 +162,24 @@ data "aws_iam_policy_document" "start_migration" {
   }
 }
 
+# The migrate workflow's role: what `ferry start --spec ... --watch` calls (store the spec,
+# record and start the run, follow the execution).
+data "aws_iam_policy_document" "github_run" {
+  source_policy_documents = [data.aws_iam_policy_document.start_migration.json]
+
+  statement {
+    sid       = "FindMachine"
+    actions   = ["states:ListStateMachines"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "FollowRun"
+    actions   = ["states:DescribeExecution", "states:GetExecutionHistory"]
+    resources = [local.execution_arns["migration"]]
+  }
+}
+
 data "aws_iam_policy_document" "api" {
   statement {
     sid = "StateRecords"
@@ -178,6 +200,30 @@ data "aws_iam_policy_document" "api" {
     sid       = "WatchAndCancelRuns"
     actions   = ["states:DescribeExecution", "states:StopExecution"]
     resources = [local.execution_arns["migration"]]
+  }
+
+  # POST /imports and POST /exports run the import and export machines on their own.
+  statement {
+    sid       = "StartTransfers"
+    actions   = ["states:StartExecution"]
+    resources = [local.machine_arn["dynamodb-import"], local.machine_arn["dynamodb-export"]]
+  }
+
+  statement {
+    sid       = "WatchAndCancelTransfers"
+    actions   = ["states:DescribeExecution", "states:StopExecution"]
+    resources = [local.execution_arns["dynamodb-import"], local.execution_arns["dynamodb-export"]]
+  }
+
+  # POST/GET/DELETE /connections keep each connection's credentials in a secret of its own,
+  # and only under the connection prefix.
+  statement {
+    sid = "ConnectionSecrets"
+    actions = [
+      "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret",
+      "secretsmanager:GetSecretValue", "secretsmanager:TagResource",
+    ]
+    resources = local.connection_secret_arns
   }
 
   # POST /connections/test runs the same checks as test-connection.

@@ -7,6 +7,9 @@ locals {
   account   = data.aws_caller_identity.current.account_id
   prefix    = var.name_prefix
 
+  # Connection secrets the API creates: ferry/<environment>/connections/<id>.
+  connection_secret_prefix = "ferry/${var.environment}/connections/"
+
   zip_dir = startswith(var.lambda_zip_dir, "/") ? var.lambda_zip_dir : "${path.module}/${var.lambda_zip_dir}"
 
   function_env = {
@@ -17,7 +20,13 @@ locals {
   starter_env = merge(local.function_env, {
     FERRY_MIGRATION_STATE_MACHINE_ARN = local.machine_arn["migration"]
   })
-  api_env = merge(local.starter_env, var.api_token_key == "" ? {} : {
+  # The api function also starts imports and exports on their own and keeps connection
+  # secrets under its prefix (the control-plane routes).
+  api_env = merge(local.starter_env, {
+    FERRY_IMPORT_STATE_MACHINE_ARN = local.machine_arn["dynamodb-import"]
+    FERRY_EXPORT_STATE_MACHINE_ARN = local.machine_arn["dynamodb-export"]
+    FERRY_CONNECTION_SECRET_PREFIX = local.connection_secret_prefix
+    }, var.api_token_key == "" ? {} : {
     FERRY_API_TOKEN_KEY    = var.api_token_key
     FERRY_API_GROUPS_CLAIM = var.api_groups_claim
     FERRY_API_ADMIN_GROUP  = var.api_admin_group
@@ -86,7 +95,7 @@ locals {
       policy_json          = data.aws_iam_policy_document.start_migration.json
     }
     "api" = {
-      description          = "The HTTP API: migrations, runs, cancel, connection tests"
+      description          = "The HTTP API: migrations, runs, cancel, connections, imports, exports"
       in_vpc               = true
       timeout              = 30
       memory_size          = 512
@@ -207,6 +216,16 @@ module "state_machine" {
   log_retention_days = var.log_retention_days
 }
 
+# ImportTable writes its rejected items (which may hold source data) to this fixed,
+# account-wide group; left to the service it would keep them forever.
+resource "aws_cloudwatch_log_group" "imports" {
+  #checkov:skip=CKV_AWS_158:ImportTable writes this group itself; the default CloudWatch encryption is kept to avoid a KMS key per account.
+  #checkov:skip=CKV_AWS_338:Retention is a variable (log_retention_days); rejected import items are not kept for a year by default.
+  count             = var.manage_import_log_group ? 1 : 0
+  name              = "/aws-dynamodb/imports"
+  retention_in_days = var.log_retention_days
+}
+
 module "poll_schedule" {
   source       = "./modules/poll-schedule"
   name         = "${local.prefix}-poll-status-sweep"
@@ -222,4 +241,5 @@ module "github_deploy_role" {
   oidc_provider_arn      = var.github_oidc_provider_arn
   data_bucket_name       = module.data_bucket.name
   terraform_state_bucket = var.terraform_state_bucket
+  run_policy_json        = data.aws_iam_policy_document.github_run.json
 }

@@ -8,6 +8,21 @@ output "migration_state_machine_arn" {
   value       = module.state_machine["migration"].arn
 }
 
+output "api_url" {
+  description = "Base URL of the HTTP API (every route needs a bearer JWT from api_jwt_issuer)."
+  value       = module.http_api.url
+}
+
+output "api_route_keys" {
+  description = "The HTTP API's routes, as \"METHOD /path\"."
+  value       = module.http_api.route_keys
+}
+
+output "connection_secret_prefix" {
+  description = "Name prefix of the connection secrets the API keeps (FERRY_CONNECTION_SECRET_PREFIX)."
+  value       = local.connection_secret_prefix
+}
+
 output "state_table_name" {
   description = "The state table (FERRY_STATE_TABLE of every function)."
   value       = module.state_table.name
@@ -38,6 +53,11 @@ output "poll_schedule_name" {
 output "github_deploy_role_arn" {
   description = "Role the deploy workflow assumes (store it as the GitHub environment's AWS_DEPLOY_ROLE_ARN secret)."
   value       = module.github_deploy_role.role_arn
+}
+
+output "github_run_role_arn" {
+  description = "Role the migrate workflow assumes (store it as the GitHub environment's FERRY_RUN_ROLE_ARN secret)."
+  value       = module.github_deploy_role.run_role_arn
 }
 
 output "state_machine_placeholders" {

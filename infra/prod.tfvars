@@ -8,6 +8,6 @@ bucket_force_destroy           = false
 deletion_protection            = true
 bootstrap_reserved_concurrency = 20
 state_machine_log_level        = "ERROR"
-github_repository              = "example-org/ferry"
 github_environment             = "prod"
-terraform_state_bucket         = "example-org-ferry-terraform-state"
+# github_repository, terraform_state_bucket, api_jwt_issuer and api_jwt_audience differ per
+# fork and account: the deploy workflow passes them (docs/operations.md), never this file.

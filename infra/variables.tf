@@ -1,6 +1,11 @@
 variable "environment" {
-  description = "Name of the environment (test, prod, ...): tags every resource and is part of no name."
+  description = "Name of the environment (test, prod, ...): tags every resource and names the connection secrets' prefix, ferry/<environment>/connections/."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,31}$", var.environment))
+    error_message = "environment: 1 to 32 characters, lowercase letters, digits and '-', starting with a letter."
+  }
 }
 
 variable "region" {
@@ -102,9 +107,20 @@ variable "target_table_prefix" {
   default     = ""
 }
 
+variable "manage_import_log_group" {
+  description = "Whether this stack owns /aws-dynamodb/imports, the account-wide log group where DynamoDB ImportTable logs rejected items, to give it log_retention_days. One stack per account and region can (set false in the others, or when the group exists already and is not to be imported)."
+  type        = bool
+  default     = true
+}
+
 variable "github_repository" {
-  description = "GitHub repository (owner/name) whose deploy workflow may assume the deploy role."
+  description = "GitHub repository (owner/name) whose deploy workflow may assume the deploy role. No default and in no tfvars file: the deploy workflow passes the repository it runs in (github.repository)."
   type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$", var.github_repository))
+    error_message = "github_repository: the repository as owner/name (the deploy workflow passes github.repository)."
+  }
 }
 
 variable "github_environment" {
@@ -119,8 +135,13 @@ variable "github_oidc_provider_arn" {
 }
 
 variable "terraform_state_bucket" {
-  description = "S3 bucket holding the Terraform state, which the deploy role reads and writes."
+  description = "S3 bucket holding the Terraform state, which the deploy role reads and writes. No default and in no tfvars file: the deploy workflow passes the environment's TF_STATE_BUCKET secret, the same bucket `terraform init` uses."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.terraform_state_bucket))
+    error_message = "terraform_state_bucket: an S3 bucket name (3 to 63 lowercase letters, digits, '.' and '-')."
+  }
 }
 
 variable "api_token_key" {
@@ -145,4 +166,46 @@ variable "api_admin_group" {
   description = "Group that sees every migration through the API (FERRY_API_ADMIN_GROUP)."
   type        = string
   default     = "ferry-admins"
+}
+
+variable "api_jwt_issuer" {
+  description = "Issuer of the tokens the HTTP API accepts (the JWT authorizer's issuer), e.g. https://cognito-idp.<region>.amazonaws.com/<user pool id> or any OIDC issuer. No default: the deploy workflow passes the environment's FERRY_API_JWT_ISSUER variable."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://[^/?#]+", var.api_jwt_issuer))
+    error_message = "api_jwt_issuer: an https:// issuer URL."
+  }
+}
+
+variable "api_jwt_audience" {
+  description = "Audiences the HTTP API accepts (the JWT authorizer's audience: the Cognito app client id, or the OIDC client id). No default: the deploy workflow passes the environment's FERRY_API_JWT_AUDIENCE variable (a JSON list)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.api_jwt_audience) > 0 && alltrue([for a in var.api_jwt_audience : length(trimspace(a)) > 0])
+    error_message = "api_jwt_audience: at least one non-empty audience."
+  }
+}
+
+variable "api_throttling_rate_limit" {
+  description = "Steady-state requests per second the HTTP API accepts over all routes (stage default route throttling)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.api_throttling_rate_limit > 0
+    error_message = "api_throttling_rate_limit: greater than 0."
+  }
+}
+
+variable "api_throttling_burst_limit" {
+  description = "Burst of requests the HTTP API accepts over all routes (stage default route throttling)."
+  type        = number
+  default     = 40
+
+  validation {
+    condition     = var.api_throttling_burst_limit > 0
+    error_message = "api_throttling_burst_limit: greater than 0."
+  }
 }

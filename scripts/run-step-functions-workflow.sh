@@ -8,12 +8,14 @@
 # usage: scripts/run-step-functions-workflow.sh --environment test|prod --spec FILE
 #          [--domain rates|availability|all] [--parallelism N] [--dry-run]
 #
-# Names follow the Terraform deployment of the environment (ferry-<env>-migration,
-# ferry-<env>-state, ferry-<env>-data-<account>-<region>); FERRY_STATE_MACHINE, FERRY_STATE_TABLE and
-# FERRY_BUCKET override them. FERRY_BIN is the ferry binary (default: ferry on the PATH, else
-# target/release/ferry). AWS credentials and region come from the environment.
+# Names follow the Terraform deployment of the environment: <prefix>-migration and
+# <prefix>-state, where <prefix> is name_prefix of infra/<env>.tfvars (FERRY_NAME_PREFIX
+# overrides it); FERRY_STATE_MACHINE and FERRY_STATE_TABLE override the names themselves.
+# FERRY_BUCKET (terraform output bucket_name) is required. FERRY_BIN is the ferry binary
+# (default: ferry on the PATH, else target/release/ferry). AWS credentials and region come from
+# the environment.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091 # SC1091 comes only without -x (editors); scripts/test.sh runs shellcheck -x, which follows it
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 environment="" spec="" domain="all" parallelism=8 dry_run=false poll="${FERRY_POLL_SECONDS:-10}"
@@ -45,8 +47,15 @@ if [ -z "$ferry" ]; then
 fi
 [ -x "$ferry" ] || die "no ferry binary at $ferry (build it: cargo build --release -p ferry-cli)"
 
-state_machine="${FERRY_STATE_MACHINE:-ferry-${environment}-migration}"
-state_table="${FERRY_STATE_TABLE:-ferry-${environment}-state}"
+prefix="${FERRY_NAME_PREFIX:-}"
+if [ -z "$prefix" ]; then
+  tfvars="$FERRY_REPO/infra/${environment}.tfvars"
+  [ -f "$tfvars" ] || die "no $tfvars to read name_prefix from (set FERRY_NAME_PREFIX)"
+  prefix="$(sed -n 's/^name_prefix *= *"\([a-z0-9-]*\)".*/\1/p' "$tfvars")"
+  [ -n "$prefix" ] || die "$tfvars sets no name_prefix (set FERRY_NAME_PREFIX)"
+fi
+state_machine="${FERRY_STATE_MACHINE:-${prefix}-migration}"
+state_table="${FERRY_STATE_TABLE:-${prefix}-state}"
 bucket="${FERRY_BUCKET:-}"
 [ -n "$bucket" ] || die "FERRY_BUCKET: the run bucket of the ${environment} deployment is required (terraform output bucket)"
 

@@ -1,9 +1,11 @@
-//! The Terraform in `infra/`: formatted and valid; every state machine gets exactly the
-//! placeholders its definition uses; checkov finds nothing that is not skipped with a reason;
-//! and the whole stack applies to the local emulator, plans no changes, and destroys.
+//! The Terraform in `infra/`: formatted and valid against its committed provider lock file;
+//! every state machine gets exactly the placeholders its definition uses; the HTTP API has one
+//! route per operation of `docs/openapi.yaml`; checkov finds nothing that is not skipped with a
+//! reason; and the whole stack applies to the local emulator (with every resource type the
+//! deployment needs, counted), plans no changes, and destroys.
 //!
-//! Terraform runs in a temporary copy of `infra/` (with `statemachines/` and the
-//! `functions/*/Cargo.toml` it reads), so no state, lock file or `.terraform` lands in the
+//! Terraform runs in a temporary copy of `infra/` (with `statemachines/`, `docs/openapi.yaml`
+//! and the `functions/*/Cargo.toml` it reads), so no state or `.terraform` lands in the
 //! repository. Missing tools fail the test with what to install; nothing is skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,14 +39,15 @@ provider "aws" {
   s3_use_path_style           = true
 
   endpoints {
-    dynamodb  = "ENDPOINT"
-    iam       = "ENDPOINT"
-    lambda    = "ENDPOINT"
-    logs      = "ENDPOINT"
-    s3        = "ENDPOINT"
-    scheduler = "ENDPOINT"
-    sfn       = "ENDPOINT"
-    sts       = "ENDPOINT"
+    apigatewayv2 = "ENDPOINT"
+    dynamodb     = "ENDPOINT"
+    iam          = "ENDPOINT"
+    lambda       = "ENDPOINT"
+    logs         = "ENDPOINT"
+    s3           = "ENDPOINT"
+    scheduler    = "ENDPOINT"
+    sfn          = "ENDPOINT"
+    sts          = "ENDPOINT"
   }
 }
 "#;
@@ -57,6 +60,14 @@ const EMULATOR_FUNCTION_OVERRIDE: &str = r#"resource "aws_lambda_function" "func
   }
 }
 "#;
+
+/// The inputs no tfvars file holds (the deploy workflow passes them), with the tests' values.
+const REQUIRED_VARS: [&str; 4] = [
+    "-var=github_repository=ferry-tests/ferry",
+    "-var=terraform_state_bucket=ferry-tests-terraform-state",
+    "-var=api_jwt_issuer=https://issuer.ferry.test",
+    r#"-var=api_jwt_audience=["ferry-tests"]"#,
+];
 
 /// A throwaway copy of the Terraform root and what it reads.
 struct Workspace {
@@ -76,6 +87,12 @@ impl Workspace {
             &root.join("statemachines"),
             &dir.path().join("statemachines"),
         );
+        std::fs::create_dir_all(dir.path().join("docs")).expect("create docs copy");
+        std::fs::copy(
+            root.join("docs/openapi.yaml"),
+            dir.path().join("docs/openapi.yaml"),
+        )
+        .expect("copy docs/openapi.yaml");
         for entry in read_dir(&root.join("functions")) {
             let manifest = entry.join("Cargo.toml");
             if manifest.is_file() {
@@ -123,6 +140,37 @@ impl Workspace {
         self.dir.path().join("infra")
     }
 
+    /// `-var-file=test.tfvars`, the required inputs, and the dummy zips.
+    fn stack_vars(&self, zips: &Path) -> Vec<String> {
+        let mut vars = vec!["-var-file=test.tfvars".to_string()];
+        vars.extend(REQUIRED_VARS.iter().map(|v| v.to_string()));
+        vars.push(format!("-var=lambda_zip_dir={}", zips.display()));
+        vars
+    }
+
+    /// Evaluates one expression with `terraform console` and decodes the JSON it gives
+    /// (`expression` must be a `jsonencode(...)`).
+    fn console_json(&self, vars: &[String], expression: &str) -> Value {
+        let mut args = vec!["console".to_string(), "-no-color".to_string()];
+        args.extend(vars.iter().cloned());
+        let mut console = self.command(&as_strs(&args));
+        let output = run_with_stdin(&mut console, &format!("{expression}\n"));
+        assert!(
+            output.status.success(),
+            "terraform console failed:\n{}\n{}",
+            tail(&output.stdout, 4000),
+            tail(&output.stderr, 4000)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let literal = stdout
+            .lines()
+            .rev()
+            .find(|line| line.starts_with('"'))
+            .unwrap_or_else(|| panic!("terraform console printed no string: {stdout}"));
+        let json: String = serde_json::from_str(literal).expect("console prints a quoted string");
+        serde_json::from_str(&json).expect("console result is JSON")
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("terraform");
         cmd.args(args)
@@ -168,8 +216,14 @@ impl Workspace {
         output
     }
 
+    /// `init` against the committed `.terraform.lock.hcl`, read-only: a provider the lock does
+    /// not list, or whose checksum differs from the lock's, fails it.
     fn init(&self, with_backend: bool) {
-        let mut args = vec!["init", "-no-color", "-input=false"];
+        assert!(
+            self.infra().join(".terraform.lock.hcl").is_file(),
+            "infra/.terraform.lock.hcl is missing (docs/operations.md says how to make it)"
+        );
+        let mut args = vec!["init", "-no-color", "-input=false", "-lockfile=readonly"];
         let mirror = format!("-plugin-dir={PLUGIN_MIRROR}");
         if Path::new(PLUGIN_MIRROR).is_dir() {
             args.push(&mirror);
@@ -216,24 +270,9 @@ fn infra_fills_exactly_the_placeholders_each_state_machine_uses() {
     // Terraform itself says what it passes to templatefile, so a hand-kept list cannot drift.
     let expression = "jsonencode({ for name, file in local.state_machine_files : \
                       name => { file = file, placeholders = keys(local.state_machine_placeholders[name]) } })";
-    let zip_var = format!("-var=lambda_zip_dir={}", zips.display());
-    let mut console =
-        workspace.command(&["console", "-no-color", "-var-file=test.tfvars", &zip_var]);
-    let output = run_with_stdin(&mut console, &format!("{expression}\n"));
-    assert!(
-        output.status.success(),
-        "terraform console failed:\n{}\n{}",
-        tail(&output.stdout, 4000),
-        tail(&output.stderr, 4000)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let literal = stdout
-        .lines()
-        .rev()
-        .find(|line| line.starts_with('"'))
-        .unwrap_or_else(|| panic!("terraform console printed no string: {stdout}"));
-    let json: String = serde_json::from_str(literal).expect("console prints a quoted string");
-    let machines: BTreeMap<String, Value> = serde_json::from_str(&json).expect("JSON map");
+    let machines: BTreeMap<String, Value> =
+        serde_json::from_value(workspace.console_json(&workspace.stack_vars(&zips), expression))
+            .expect("JSON map");
 
     let definitions: BTreeSet<String> = read_dir(&repo_root().join("statemachines"))
         .into_iter()
@@ -255,11 +294,8 @@ fn infra_fills_exactly_the_placeholders_each_state_machine_uses() {
         let text = std::fs::read_to_string(repo_root().join("statemachines").join(file))
             .unwrap_or_else(|err| panic!("read statemachines/{file}: {err}"));
         let used = sfn_local::placeholders::placeholders(&text);
-        let passed: BTreeSet<String> = machine["placeholders"]
-            .as_array()
-            .expect("placeholders")
-            .iter()
-            .map(|p| p.as_str().expect("placeholder name").to_string())
+        let passed: BTreeSet<String> = strings(&machine["placeholders"], "placeholders")
+            .into_iter()
             .collect();
         println!("{name} ({file}): {} placeholders", used.len());
         if used != passed {
@@ -277,6 +313,50 @@ fn infra_fills_exactly_the_placeholders_each_state_machine_uses() {
     );
 }
 
+/// The keys of an OpenAPI path item that name operations.
+const OPENAPI_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+#[test]
+fn infra_routes_exactly_the_operations_of_the_openapi_document() {
+    let workspace = Workspace::new(true);
+    let zips = workspace.dummy_zips();
+    workspace.init(true);
+    // Terraform's YAML decoder reads the document, so the comparison needs no second parser.
+    let expression = r#"jsonencode({ routes = local.api_routes, paths = yamldecode(file("${path.root}/../docs/openapi.yaml")).paths })"#;
+    let value = workspace.console_json(&workspace.stack_vars(&zips), expression);
+
+    let listed = strings(&value["routes"], "local.api_routes");
+    let routes: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(routes.len(), listed.len(), "duplicate routes: {listed:?}");
+
+    let mut operations = BTreeSet::new();
+    for (path, item) in value["paths"].as_object().expect("openapi paths") {
+        for method in item.as_object().expect("path item").keys() {
+            if OPENAPI_METHODS.contains(&method.as_str()) {
+                operations.insert(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    println!(
+        "{} routes in infra/api.tf, {} operations in docs/openapi.yaml",
+        routes.len(),
+        operations.len()
+    );
+    assert!(
+        !operations.is_empty(),
+        "docs/openapi.yaml has no operations"
+    );
+    assert!(
+        routes == operations,
+        "infra/api.tf local.api_routes and docs/openapi.yaml disagree:\n  routed but not in \
+         openapi.yaml: {:?}\n  in openapi.yaml but not routed: {:?}",
+        routes.difference(&operations).collect::<Vec<_>>(),
+        operations.difference(&routes).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn infra_applies_to_the_emulator_plans_no_changes_and_destroys() {
     let started = Instant::now();
@@ -285,11 +365,8 @@ fn infra_applies_to_the_emulator_plans_no_changes_and_destroys() {
     // A prefix of its own, so parallel runs against one emulator do not collide.
     let ulid = ulid::Ulid::new().to_string().to_lowercase();
     let prefix = format!("fi{}", &ulid[ulid.len() - 8..]);
-    let vars = [
-        "-var-file=test.tfvars".to_string(),
-        format!("-var=name_prefix={prefix}"),
-        format!("-var=lambda_zip_dir={}", zips.display()),
-    ];
+    let mut vars = workspace.stack_vars(&zips);
+    vars.push(format!("-var=name_prefix={prefix}"));
     let with_vars = |args: &[&str]| -> Vec<String> {
         args.iter()
             .map(|a| a.to_string())
@@ -298,6 +375,9 @@ fn infra_applies_to_the_emulator_plans_no_changes_and_destroys() {
     };
 
     workspace.init(true);
+    let api_routes: BTreeSet<String> =
+        serde_json::from_value(workspace.console_json(&vars, "jsonencode(local.api_routes)"))
+            .expect("local.api_routes is a list of strings");
     let plan_file = workspace.dir.path().join("first.tfplan");
     let plan_out = format!("-out={}", plan_file.display());
     let args = with_vars(&["plan", "-no-color", "-input=false", &plan_out]);
@@ -322,22 +402,92 @@ fn infra_applies_to_the_emulator_plans_no_changes_and_destroys() {
 
     let show = workspace.expect(&["show", "-json", "-no-color"], &[0]);
     let state: Value = serde_json::from_slice(&show.stdout).expect("show -json");
-    let mut counts = BTreeMap::new();
-    count_managed(&state["values"]["root_module"], &mut counts);
-    let total: usize = counts.values().sum();
-    println!("applied {total} resources:");
+    let mut resources = Vec::new();
+    managed_resources(&state["values"]["root_module"], &mut resources);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for resource in &resources {
+        *counts
+            .entry(resource["type"].as_str().unwrap_or("?"))
+            .or_default() += 1;
+    }
+    println!("applied {} resources:", resources.len());
     for (kind, n) in &counts {
         println!("  {n:>3} {kind}");
     }
-    for (kind, n) in [
-        ("aws_lambda_function", function_names().len()),
-        ("aws_sfn_state_machine", 7),
-        ("aws_dynamodb_table", 1),
-        ("aws_s3_bucket", 1),
-        ("aws_scheduler_schedule", 1),
-    ] {
-        assert_eq!(counts.get(kind).copied(), Some(n), "count of {kind}");
+    let expected = expected_resource_counts(api_routes.len());
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(kind, n)| counts.get(kind).copied().unwrap_or(0) != *n)
+        .map(|(kind, n)| {
+            format!(
+                "{kind}: {} applied, {n} expected",
+                counts.get(kind).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "resource types of the deployment missing or miscounted:\n{}",
+        wrong.join("\n")
+    );
+    println!(
+        "all {} resource types the deployment needs are present",
+        expected.len()
+    );
+
+    // Every route is the api function behind the JWT authorizer.
+    let routes: Vec<&Value> = resources
+        .iter()
+        .filter(|r| r["type"] == "aws_apigatewayv2_route")
+        .map(|r| &r["values"])
+        .collect();
+    let applied_routes: BTreeSet<String> = routes
+        .iter()
+        .filter_map(|r| r["route_key"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(applied_routes, api_routes, "applied routes");
+    for route in &routes {
+        assert_eq!(route["authorization_type"], "JWT", "route {route:#}");
+        assert!(
+            route["authorizer_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "route without an authorizer: {route:#}"
+        );
+        assert!(
+            route["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("integrations/")),
+            "route without the integration: {route:#}"
+        );
     }
+    let api_env = resources
+        .iter()
+        .find(|r| {
+            r["type"] == "aws_lambda_function"
+                && r["values"]["function_name"] == format!("{prefix}-api")
+        })
+        .map(|r| &r["values"]["environment"][0]["variables"])
+        .expect("the api function");
+    for name in [
+        "FERRY_STATE_TABLE",
+        "FERRY_MIGRATION_STATE_MACHINE_ARN",
+        "FERRY_IMPORT_STATE_MACHINE_ARN",
+        "FERRY_EXPORT_STATE_MACHINE_ARN",
+        "FERRY_CONNECTION_SECRET_PREFIX",
+    ] {
+        assert!(
+            api_env[name].as_str().is_some_and(|v| !v.is_empty()),
+            "api function environment lacks {name}: {api_env:#}"
+        );
+    }
+    assert_eq!(
+        api_env["FERRY_CONNECTION_SECRET_PREFIX"],
+        "ferry/test/connections/"
+    );
+    let outputs = &state["values"]["outputs"];
+    let url = outputs["api_url"]["value"].as_str().unwrap_or_default();
+    assert!(url.starts_with("https://"), "api_url output: {url:?}");
 
     let args = with_vars(&["plan", "-no-color", "-input=false", "-detailed-exitcode"]);
     let second = workspace.expect(&as_strs(&args), &[0, 2]);
@@ -483,16 +633,51 @@ impl Drop for DestroyOnDrop<'_> {
     }
 }
 
-fn count_managed(module: &Value, counts: &mut BTreeMap<String, usize>) {
+fn managed_resources<'a>(module: &'a Value, out: &mut Vec<&'a Value>) {
     for resource in module["resources"].as_array().into_iter().flatten() {
         if resource["mode"] == "managed" {
-            let kind = resource["type"].as_str().unwrap_or("?").to_string();
-            *counts.entry(kind).or_default() += 1;
+            out.push(resource);
         }
     }
     for child in module["child_modules"].as_array().into_iter().flatten() {
-        count_managed(child, counts);
+        managed_resources(child, out);
     }
+}
+
+/// What issue 6 item 1 deploys, by resource type, for the test tfvars (no VPC, the stack makes
+/// the OIDC provider): a type missing here or in the state fails the apply test.
+fn expected_resource_counts(routes: usize) -> Vec<(&'static str, usize)> {
+    let functions = function_names().len();
+    let machines = read_dir(&repo_root().join("statemachines"))
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".asl.json"))
+        .count();
+    // One role and one inline policy per function and machine, the scheduler's, and GitHub's
+    // deploy and run roles.
+    let roles = functions + machines + 3;
+    vec![
+        ("aws_dynamodb_table", 1),
+        ("aws_s3_bucket", 1),
+        ("aws_s3_bucket_server_side_encryption_configuration", 1),
+        ("aws_s3_bucket_public_access_block", 1),
+        ("aws_s3_bucket_ownership_controls", 1),
+        ("aws_s3_bucket_lifecycle_configuration", 1),
+        ("aws_s3_bucket_policy", 1),
+        ("aws_lambda_function", functions),
+        // Functions, machines, the API's access log, DynamoDB's import log.
+        ("aws_cloudwatch_log_group", functions + machines + 2),
+        ("aws_iam_role", roles),
+        ("aws_iam_role_policy", roles),
+        ("aws_sfn_state_machine", machines),
+        ("aws_scheduler_schedule", 1),
+        ("aws_apigatewayv2_api", 1),
+        ("aws_apigatewayv2_authorizer", 1),
+        ("aws_apigatewayv2_integration", 1),
+        ("aws_apigatewayv2_route", routes),
+        ("aws_apigatewayv2_stage", 1),
+        ("aws_lambda_permission", 1),
+        ("aws_iam_openid_connect_provider", 1),
+    ]
 }
 
 /// A zip archive holding one executable file, stored uncompressed: enough for Lambda's
@@ -613,6 +798,20 @@ fn tf_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A JSON list of strings (`what` names it in the panic when it is not one).
+fn strings(value: &Value, what: &str) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("{what} is not a list: {value}"))
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .unwrap_or_else(|| panic!("{what} holds a non-string: {v}"))
+                .to_string()
+        })
+        .collect()
 }
 
 fn write(path: &Path, text: &str) {

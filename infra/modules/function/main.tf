@@ -164,3 +164,8 @@ output "role_arn" {
   description = "ARN of the function's role."
   value       = aws_iam_role.function.arn
 }
+
+output "invoke_arn" {
+  description = "ARN API Gateway invokes the function with."
+  value       = aws_lambda_function.function.invoke_arn
+}

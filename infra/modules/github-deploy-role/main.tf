@@ -1,6 +1,7 @@
-# The role GitHub Actions assumes (OIDC, no stored keys) to deploy this stack: only jobs of one
-# repository running in one GitHub environment can assume it, and it acts only on resources
-# named with the stack's prefix.
+# The roles GitHub Actions assumes (OIDC, no stored keys): the deploy role (deploy.yml), which
+# acts only on resources named with the stack's prefix, and the run role (migrate.yml), which
+# may only start and follow migration runs. Only jobs of one repository running in one GitHub
+# environment can assume either.
 
 variable "name_prefix" {
   description = "The stack's name prefix; the role manages resources so named only."
@@ -29,6 +30,11 @@ variable "data_bucket_name" {
 
 variable "terraform_state_bucket" {
   description = "The bucket holding the Terraform state."
+  type        = string
+}
+
+variable "run_policy_json" {
+  description = "IAM policy document of what starting and following a run calls (the run role's)."
   type        = string
 }
 
@@ -114,6 +120,9 @@ data "aws_iam_policy_document" "deploy" {
       "arn:${local.partition}:scheduler:${local.arn_tail}:schedule/default/${local.prefix}-*",
       "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws/lambda/${local.prefix}-*",
       "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws/vendedlogs/states/${local.prefix}-*",
+      "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws/vendedlogs/apigateway/${local.prefix}-*",
+      "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws-dynamodb/imports",
+      "arn:${local.partition}:logs:${local.arn_tail}:log-group:/aws-dynamodb/imports:*",
     ]
   }
 
@@ -128,10 +137,50 @@ data "aws_iam_policy_document" "deploy" {
     resources = ["arn:${local.partition}:iam::${local.account}:role/${local.prefix}-*"]
   }
 
+  # Only the one managed policy the function module attaches to functions in a VPC.
   statement {
-    sid       = "OidcProvider"
-    actions   = ["iam:GetOpenIDConnectProvider", "iam:ListOpenIDConnectProviderTags"]
+    sid       = "StackRoleVpcPolicy"
+    actions   = ["iam:AttachRolePolicy", "iam:DetachRolePolicy"]
+    resources = ["arn:${local.partition}:iam::${local.account}:role/${local.prefix}-*"]
+
+    condition {
+      test     = "ArnEquals"
+      variable = "iam:PolicyARN"
+      values   = ["arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]
+    }
+  }
+
+  statement {
+    sid = "OidcProvider"
+    actions = [
+      "iam:GetOpenIDConnectProvider", "iam:ListOpenIDConnectProviderTags",
+      "iam:TagOpenIDConnectProvider", "iam:UntagOpenIDConnectProvider",
+    ]
     resources = [local.oidc_provider_arn]
+  }
+
+  # HTTP API ids are random, so the API and its parts cannot be named by prefix: the role may
+  # manage HTTP APIs of this region (the stack's one, in practice).
+  statement {
+    sid     = "HttpApi"
+    actions = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"]
+    resources = [
+      "arn:${local.partition}:apigateway:${local.region}::/apis",
+      "arn:${local.partition}:apigateway:${local.region}::/apis/*",
+      "arn:${local.partition}:apigateway:${local.region}::/tags/*",
+    ]
+  }
+
+  # Access logging of the API's stage and logging of the state machines go through CloudWatch
+  # Logs' log delivery API as the caller; its actions take no resource ARN.
+  statement {
+    sid = "LogDelivery"
+    actions = [
+      "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+      "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+      "logs:DescribeResourcePolicies",
+    ]
+    resources = ["*"]
   }
 
   # Describe/List calls of these services take no resource ARN.
@@ -144,6 +193,10 @@ data "aws_iam_policy_document" "deploy" {
       "states:ValidateStateMachineDefinition",
       "scheduler:ListSchedules",
       "sts:GetCallerIdentity",
+      # Lambda checks the subnets and security groups of a function in a VPC as the caller.
+      "ec2:DescribeSubnets",
+      "ec2:DescribeSecurityGroups",
+      "ec2:DescribeVpcs",
     ]
     resources = ["*"]
   }
@@ -155,7 +208,25 @@ resource "aws_iam_role_policy" "deploy" {
   policy = data.aws_iam_policy_document.deploy.json
 }
 
+resource "aws_iam_role" "run" {
+  name                 = "${local.prefix}-github-run"
+  description          = "GitHub Actions starts and follows ${local.prefix} runs from ${var.github_repository} (${var.github_environment})"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  max_session_duration = 43200
+}
+
+resource "aws_iam_role_policy" "run" {
+  name   = "${local.prefix}-github-run"
+  role   = aws_iam_role.run.id
+  policy = var.run_policy_json
+}
+
 output "role_arn" {
-  description = "ARN of the deploy role (the AWS_DEPLOY_ROLE_ARN variable of the GitHub environment)."
+  description = "ARN of the deploy role (the AWS_DEPLOY_ROLE_ARN secret of the GitHub environment)."
   value       = aws_iam_role.deploy.arn
+}
+
+output "run_role_arn" {
+  description = "ARN of the run role (the FERRY_RUN_ROLE_ARN secret of the GitHub environment)."
+  value       = aws_iam_role.run.arn
 }
