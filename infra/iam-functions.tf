@@ -11,6 +11,10 @@ locals {
     local.connection_secret_arns,
   )
   rds_arn_base = "arn:${local.partition}:rds:${local.region}:${local.account}"
+  # emr_jar_prefixes as {bucket, prefix}.
+  emr_jar_locations = [
+    for url in var.emr_jar_prefixes : regex("^s3://(?P<bucket>[^/]+)/?(?P<prefix>.*)$", url)
+  ]
   # The tables migrations create (a connection test checks they do not exist yet).
   target_table_arns = ["arn:${local.partition}:dynamodb:${local.region}:${local.account}:table/${var.target_table_prefix}*"]
 }
@@ -79,6 +83,21 @@ data "aws_iam_policy_document" "plan_bootstrap" {
     sid       = "SourceSecrets"
     actions   = ["secretsmanager:GetSecretValue"]
     resources = local.source_secret_arns
+  }
+
+  # The EMR Serverless engine: plan lists the JAR prefixes for the newest JAR.
+  dynamic "statement" {
+    for_each = local.emr_jar_locations
+    content {
+      sid       = "EmrJars${statement.key}"
+      actions   = ["s3:ListBucket"]
+      resources = ["arn:${local.partition}:s3:::${statement.value.bucket}"]
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["${statement.value.prefix}*"]
+      }
+    }
   }
 }
 

@@ -77,6 +77,55 @@ data "aws_iam_policy_document" "sfn_bootstrap" {
     actions   = ["states:DescribeExecution", "states:StopExecution"]
     resources = [local.map_run_execution_arns["bootstrap"]]
   }
+
+  # The EMR Serverless engine (only when emr_jar_prefixes is set): find the application by
+  # name, run the job (.sync: the job run's events come through a rule Step Functions manages),
+  # and pass the job's execution role to EMR Serverless only.
+  dynamic "statement" {
+    for_each = length(var.emr_jar_prefixes) > 0 ? [1] : []
+    content {
+      sid       = "EmrListApplications"
+      actions   = ["emr-serverless:ListApplications"]
+      resources = ["arn:${local.partition}:emr-serverless:${local.region}:${local.account}:/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.emr_jar_prefixes) > 0 ? [1] : []
+    content {
+      sid = "EmrJobRuns"
+      actions = [
+        "emr-serverless:GetApplication",
+        "emr-serverless:StartJobRun",
+        "emr-serverless:GetJobRun",
+        "emr-serverless:CancelJobRun",
+      ]
+      resources = ["arn:${local.partition}:emr-serverless:${local.region}:${local.account}:/applications/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.emr_jar_prefixes) > 0 ? [1] : []
+    content {
+      sid       = "EmrSyncEvents"
+      actions   = ["events:PutTargets", "events:PutRule", "events:DescribeRule"]
+      resources = ["arn:${local.partition}:events:${local.region}:${local.account}:rule/StepFunctionsGetEventsForEMRServerlessJobRule"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.emr_jar_prefixes) > 0 && length(var.emr_execution_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "EmrPassExecutionRole"
+      actions   = ["iam:PassRole"]
+      resources = var.emr_execution_role_arns
+      condition {
+        test     = "StringEquals"
+        variable = "iam:PassedToService"
+        values   = ["emr-serverless.amazonaws.com"]
+      }
+    }
+  }
 }
 
 data "aws_iam_policy_document" "sfn_verify" {

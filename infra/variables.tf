@@ -89,6 +89,23 @@ variable "source_secret_arns" {
   default     = []
 }
 
+variable "emr_jar_prefixes" {
+  description = "s3:// prefixes (bootstrap.emr_serverless.jar_prefix of the specs) the plan function may list to find the newest JAR of the EMR Serverless bootstrap engine. Empty: no spec may use that engine, and neither the plan function nor the bootstrap machine gets any EMR permission."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.emr_jar_prefixes : can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", p))])
+    error_message = "Each of emr_jar_prefixes must be an s3://bucket/prefix URL."
+  }
+}
+
+variable "emr_execution_role_arns" {
+  description = "IAM roles the bootstrap machine may pass to EMR Serverless job runs (the specs' execution_role_arn, or the applications' FerryExecutionRoleArn tag). Only used with emr_jar_prefixes."
+  type        = list(string)
+  default     = []
+}
+
 variable "source_vpc_subnet_ids" {
   description = "Subnets in which check-clone, plan and bootstrap run, to reach sources (Aurora clones) inside a VPC; they need routes or VPC endpoints to S3, DynamoDB, Secrets Manager and RDS. Empty: no VPC."
   type        = list(string)

@@ -62,11 +62,14 @@ const EMULATOR_FUNCTION_OVERRIDE: &str = r#"resource "aws_lambda_function" "func
 "#;
 
 /// The inputs no tfvars file holds (the deploy workflow passes them), with the tests' values.
-const REQUIRED_VARS: [&str; 4] = [
+/// The EMR inputs are optional; set here so their policy statements are rendered and applied.
+const REQUIRED_VARS: [&str; 6] = [
     "-var=github_repository=ferry-tests/ferry",
     "-var=terraform_state_bucket=ferry-tests-terraform-state",
     "-var=api_jwt_issuer=https://issuer.ferry.test",
     r#"-var=api_jwt_audience=["ferry-tests"]"#,
+    r#"-var=emr_jar_prefixes=["s3://ferry-tests-jars/jobs/"]"#,
+    r#"-var=emr_execution_role_arns=["arn:aws:iam::123456789012:role/ferry-tests-spark"]"#,
 ];
 
 /// A throwaway copy of the Terraform root and what it reads.
