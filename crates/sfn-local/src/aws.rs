@@ -948,6 +948,18 @@ impl TaskDispatcher for AwsDispatcher {
         parse_resource(resource).map(|_| ())
     }
 
+    /// The optimized EMR Serverless integration has no callback pattern ("The Wait for a
+    /// Callback with Task Token integration pattern is not supported", developer guide, EMR
+    /// Serverless); the AWS SDK integrations have one.
+    fn supports_callback(&self, resource: &str) -> Result<(), String> {
+        match parse_resource(resource)? {
+            Target::EmrServerlessJob { .. } => Err(format!(
+                "resource {resource:?}: emr-serverless does not support the .waitForTaskToken integration pattern"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn invoke(&self, request: TaskRequest) -> Result<Value, Failure> {
         self.call_on(&request.resource, &request.input, request.clock)
             .await

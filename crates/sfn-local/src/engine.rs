@@ -163,7 +163,7 @@ impl Engine {
             };
         }
         if let Some(base) = resource.strip_suffix(WAIT_FOR_TASK_TOKEN) {
-            return self.inner.dispatcher.supports(base);
+            return self.inner.dispatcher.supports_callback(base);
         }
         self.inner.dispatcher.supports(resource)
     }
