@@ -730,4 +730,33 @@ mod tests {
         assert_eq!(v, json!({"a": 1, "b": {"c": {"d": 2}}}));
         assert!(Path::parse("$.a.x").unwrap().set(&mut v, json!(3)).is_err());
     }
+
+    #[test]
+    fn a_failed_set_leaves_the_target_untouched() {
+        let before = json!({"a": {"list": [1, 2]}, "s": "x"});
+        for (path, error) in [
+            // Objects would be created on the way to an index: no array there.
+            (
+                "$.a.new.deeper[0]",
+                "cannot set index [0]: the node is not an array",
+            ),
+            ("$.a.list[2]", "index [2] is out of bounds"),
+            (
+                "$.a.list[0].x",
+                "cannot set field \"x\": the node is not an object",
+            ),
+            ("$.s.x", "cannot set field \"x\": the node is not an object"),
+        ] {
+            let mut v = before.clone();
+            let got = Path::parse(path).unwrap().set(&mut v, json!(0));
+            assert_eq!(got, Err(error.to_string()), "{path}");
+            assert_eq!(v, before, "{path}");
+        }
+        let mut v = before.clone();
+        Path::parse("$.a.list[-1]")
+            .unwrap()
+            .set(&mut v, json!(9))
+            .unwrap();
+        assert_eq!(v["a"]["list"], json!([1, 9]));
+    }
 }
