@@ -107,8 +107,8 @@ async fn create_state_machine(name: &str) -> String {
         )
         .await
         .expect("CreateStateMachine");
-    // The emulator's JSON protocol answers in the API's own casing.
-    out["stateMachineArn"]
+    // Members in PascalCase, as Step Functions shows them (the dispatcher converts the wire's).
+    out["StateMachineArn"]
         .as_str()
         .unwrap_or_else(|| panic!("CreateStateMachine answered {out}"))
         .to_string()
@@ -123,7 +123,7 @@ async fn executions_of(state_machine: &str) -> usize {
         )
         .await
         .expect("ListExecutions");
-    out["executions"]
+    out["Executions"]
         .as_array()
         .unwrap_or_else(|| panic!("ListExecutions answered {out}"))
         .len()

@@ -10,6 +10,7 @@
 //! in `Exception` (`S3.NoSuchKey` is `S3.NoSuchKeyException`), as the developer guide's
 //! "AWS SDK service integrations" page says.
 
+use crate::casing::{self, camel_case, pascal_case};
 use crate::clock::{Clock, RealClock};
 use crate::dispatcher::{TaskDispatcher, TaskRequest};
 use crate::emr_serverless;
@@ -42,6 +43,21 @@ pub struct JsonService {
     pub error_prefix: &'static str,
     /// The actions in PascalCase (streaming ones left out: Step Functions cannot call them).
     pub actions: &'static [&'static str],
+    /// How the wire protocol spells member names.
+    pub members: WireMembers,
+}
+
+/// How a service's JSON protocol spells member names. Step Functions always shows them in
+/// PascalCase; services whose wire protocol is camelCase get them converted both ways.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WireMembers {
+    /// PascalCase on the wire too (DynamoDB, Kinesis, ...): sent and returned as they are.
+    Pascal,
+    /// camelCase on the wire (Step Functions' own API); the members listed hold maps, whose
+    /// keys are user data and keep their case.
+    Camel {
+        map_members: &'static [&'static str],
+    },
 }
 
 /// The JSON-protocol services supported by the pass-through.
@@ -53,6 +69,7 @@ pub const JSON_SERVICES: &[JsonService] = &[
         signing_name: "dynamodb",
         env_key: "DYNAMODB",
         error_prefix: "DynamoDb",
+        members: WireMembers::Pascal,
         actions: &[
             "BatchExecuteStatement",
             "BatchGetItem",
@@ -120,6 +137,7 @@ pub const JSON_SERVICES: &[JsonService] = &[
         signing_name: "kinesis",
         env_key: "KINESIS",
         error_prefix: "Kinesis",
+        members: WireMembers::Pascal,
         actions: &[
             "AddTagsToStream",
             "CreateStream",
@@ -164,6 +182,7 @@ pub const JSON_SERVICES: &[JsonService] = &[
         signing_name: "secretsmanager",
         env_key: "SECRETS_MANAGER",
         error_prefix: "SecretsManager",
+        members: WireMembers::Pascal,
         actions: &[
             "BatchGetSecretValue",
             "CancelRotateSecret",
@@ -197,6 +216,7 @@ pub const JSON_SERVICES: &[JsonService] = &[
         signing_name: "sqs",
         env_key: "SQS",
         error_prefix: "Sqs",
+        members: WireMembers::Pascal,
         actions: &[
             "AddPermission",
             "CancelMessageMoveTask",
@@ -230,6 +250,10 @@ pub const JSON_SERVICES: &[JsonService] = &[
         signing_name: "states",
         env_key: "SFN",
         error_prefix: "Sfn",
+        // The only map-typed member of the API (DescribeStateMachine's answer).
+        members: WireMembers::Camel {
+            map_members: &["variableReferences"],
+        },
         actions: &[
             "CreateActivity",
             "CreateStateMachine",
@@ -365,20 +389,6 @@ fn endpoint_for(
         .filter(|v| !v.is_empty())
         .or_else(|| configured.map(str::to_string))
         .unwrap_or_else(|| format!("https://{signing_name}.{region}.amazonaws.com"))
-}
-
-fn pascal_case(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default()
-}
-
-fn camel_case(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_ascii_lowercase().to_string() + c.as_str())
-        .unwrap_or_default()
 }
 
 /// The name Step Functions gives a service error: `<Prefix>.<Name>Exception`.
@@ -615,7 +625,13 @@ impl Clients {
                 format!("{what} (Service: {}, Action: {action})", svc.error_prefix),
             )
         };
-        let body = serde_json::to_vec(params).map_err(|e| client_error(e.to_string()))?;
+        let body = match svc.members {
+            WireMembers::Pascal => serde_json::to_vec(params),
+            WireMembers::Camel { map_members } => {
+                serde_json::to_vec(&casing::to_camel_wire(params, map_members))
+            }
+        }
+        .map_err(|e| client_error(e.to_string()))?;
         let url = self.endpoint(svc.env_key, svc.signing_name);
         let target = format!("{}.{action}", svc.target_prefix);
         let content_type = format!("application/x-amz-json-{}", svc.json_version);
@@ -645,7 +661,10 @@ impl Clients {
             })?
         };
         if (200..300).contains(&status) {
-            return Ok(json);
+            return Ok(match svc.members {
+                WireMembers::Pascal => json,
+                WireMembers::Camel { map_members } => casing::from_camel_wire(&json, map_members),
+            });
         }
         let code = json
             .get("__type")
@@ -927,6 +946,18 @@ impl AwsDispatcher {
 impl TaskDispatcher for AwsDispatcher {
     fn supports(&self, resource: &str) -> Result<(), String> {
         parse_resource(resource).map(|_| ())
+    }
+
+    /// The optimized EMR Serverless integration has no callback pattern ("The Wait for a
+    /// Callback with Task Token integration pattern is not supported", developer guide, EMR
+    /// Serverless); the AWS SDK integrations have one.
+    fn supports_callback(&self, resource: &str) -> Result<(), String> {
+        match parse_resource(resource)? {
+            Target::EmrServerlessJob { .. } => Err(format!(
+                "resource {resource:?}: emr-serverless does not support the .waitForTaskToken integration pattern"
+            )),
+            _ => Ok(()),
+        }
     }
 
     async fn invoke(&self, request: TaskRequest) -> Result<Value, Failure> {

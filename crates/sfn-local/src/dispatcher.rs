@@ -32,6 +32,11 @@ pub trait TaskDispatcher: Send + Sync {
     /// Called at validation time for every Task `Resource`: `Err` explains why
     /// this dispatcher cannot run it.
     fn supports(&self, resource: &str) -> Result<(), String>;
+    /// Called at validation time for `<resource>.waitForTaskToken` (given without the
+    /// suffix): by default every resource the dispatcher runs can wait for a callback.
+    fn supports_callback(&self, resource: &str) -> Result<(), String> {
+        self.supports(resource)
+    }
     /// Runs the task; an `Err` is the error and cause the Task state fails with.
     async fn invoke(&self, request: TaskRequest) -> Result<Value, Failure>;
 }
@@ -73,6 +78,10 @@ impl DispatcherChain {
 impl TaskDispatcher for DispatcherChain {
     fn supports(&self, resource: &str) -> Result<(), String> {
         self.pick(resource).map(|_| ())
+    }
+
+    fn supports_callback(&self, resource: &str) -> Result<(), String> {
+        self.pick(resource)?.supports_callback(resource)
     }
 
     async fn invoke(&self, request: TaskRequest) -> Result<Value, Failure> {

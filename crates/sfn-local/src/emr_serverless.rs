@@ -13,6 +13,7 @@
 //! `JobRun`, PascalCase) as JSON; a `SUCCESS` run's `JobRun` is the task's result.
 
 use crate::aws::{service_cause, step_functions_error_name, Clients, RawResponse};
+use crate::casing;
 use crate::clock::Clock;
 use crate::error::{names, Failure};
 use serde_json::{json, Map, Value};
@@ -165,52 +166,14 @@ pub(crate) fn parse_optimized(action: &str) -> Result<bool, String> {
     }
 }
 
-fn with_first(s: &str, f: impl Fn(char) -> char) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|first| f(first).to_string() + c.as_str())
-        .unwrap_or_default()
-}
-
-/// Renames every member key with `rename`, recursively; map members keep their own keys
-/// (`is_map` is asked with the member name in wire case).
-fn rename_keys(v: &Value, rename: &dyn Fn(&str) -> String, wire: &dyn Fn(&str) -> String) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| {
-                    let value = if MAP_MEMBERS.contains(&wire(k).as_str()) {
-                        match v {
-                            Value::Object(entries) => Value::Object(
-                                entries
-                                    .iter()
-                                    .map(|(ek, ev)| (ek.clone(), rename_keys(ev, rename, wire)))
-                                    .collect(),
-                            ),
-                            other => other.clone(),
-                        }
-                    } else {
-                        rename_keys(v, rename, wire)
-                    };
-                    (rename(k), value)
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(|v| rename_keys(v, rename, wire)).collect()),
-        other => other.clone(),
-    }
-}
-
 /// Step Functions' PascalCase parameters as the service's camelCase members.
 pub fn to_wire(v: &Value) -> Value {
-    let camel = |k: &str| with_first(k, |c| c.to_ascii_lowercase());
-    rename_keys(v, &camel, &camel)
+    casing::to_camel_wire(v, MAP_MEMBERS)
 }
 
 /// The service's camelCase answer as Step Functions shows it (PascalCase).
 pub fn from_wire(v: &Value) -> Value {
-    let pascal = |k: &str| with_first(k, |c| c.to_ascii_uppercase());
-    rename_keys(v, &pascal, &|k: &str| k.to_string())
+    casing::from_camel_wire(v, MAP_MEMBERS)
 }
 
 fn percent_encode(s: &str) -> String {
@@ -273,7 +236,7 @@ pub(crate) fn build(op: &RestOperation, params: &Value) -> Result<HttpCall, Stri
                 format!(
                     "{} needs the string parameter '{}'",
                     op.action,
-                    with_first(name, |c| c.to_ascii_uppercase())
+                    casing::pascal_case(name)
                 )
             })?;
         path.push_str(&percent_encode(&value));
@@ -304,10 +267,7 @@ pub(crate) fn build(op: &RestOperation, params: &Value) -> Result<HttpCall, Stri
     let body = if op.method == "POST" {
         Some(serde_json::to_vec(&Value::Object(members)).map_err(|e| e.to_string())?)
     } else if !members.is_empty() {
-        let mut unknown: Vec<String> = members
-            .keys()
-            .map(|k| with_first(k, |c| c.to_ascii_uppercase()))
-            .collect();
+        let mut unknown: Vec<String> = members.keys().map(|k| casing::pascal_case(k)).collect();
         unknown.sort();
         return Err(format!(
             "{} does not take the parameter(s) {}",

@@ -19,6 +19,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -162,7 +163,7 @@ impl Engine {
             };
         }
         if let Some(base) = resource.strip_suffix(WAIT_FOR_TASK_TOKEN) {
-            return self.inner.dispatcher.supports(base);
+            return self.inner.dispatcher.supports_callback(base);
         }
         self.inner.dispatcher.supports(resource)
     }
@@ -337,11 +338,54 @@ impl std::io::Write for ByteCounter {
     }
 }
 
+/// The length of `v` as compact JSON text, exactly as `serde_json` writes it, computed
+/// without formatting anything but non-integer numbers.
+fn json_len(v: &Value) -> usize {
+    match v {
+        Value::Null => 4,
+        Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(n) => number_len(n),
+        Value::String(s) => string_len(s),
+        Value::Array(a) => 2 + a.len().saturating_sub(1) + a.iter().map(json_len).sum::<usize>(),
+        Value::Object(m) => {
+            2 + m.len().saturating_sub(1)
+                + m.iter()
+                    .map(|(k, v)| string_len(k) + 1 + json_len(v))
+                    .sum::<usize>()
+        }
+    }
+}
+
+fn number_len(n: &serde_json::Number) -> usize {
+    let digits = |u: u64| u.checked_ilog10().map_or(1, |d| d as usize + 1);
+    if let Some(u) = n.as_u64() {
+        digits(u)
+    } else if let Some(i) = n.as_i64() {
+        1 + digits(i.unsigned_abs())
+    } else {
+        let mut counter = ByteCounter(0);
+        serde_json::to_writer(&mut counter, n)
+            .map(|_| counter.0)
+            .unwrap_or(0)
+    }
+}
+
+/// A JSON string's length with its quotes and escapes: `serde_json` writes `"`, `\` and
+/// the control characters with a short escape (two bytes) or `\u00XX` (six).
+fn string_len(s: &str) -> usize {
+    2 + s.len()
+        + s.bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | 0x08 | b'\t' | b'\n' | 0x0c | b'\r' => 1,
+                0..=0x1f => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
+}
+
 fn check_size(v: &Value, what: &str) -> Result<(), Failure> {
-    let mut counter = ByteCounter(0);
-    let n = serde_json::to_writer(&mut counter, v)
-        .map(|_| counter.0)
-        .unwrap_or(0);
+    let n = json_len(v);
     if n > MAX_PAYLOAD_BYTES {
         return Err(Failure::new(
             names::DATA_LIMIT_EXCEEDED,
@@ -368,15 +412,30 @@ pub fn error_matches(equals: &[String], error: &str) -> bool {
     })
 }
 
-enum Step {
-    Next(String, Value),
+enum Step<'s> {
+    /// The next state's name (borrowed from the definition) and its input.
+    Next(&'s str, Value),
     End(Value),
+}
+
+/// The next state a transition names, `None` at the end.
+fn next_state(t: &Transition) -> Option<&str> {
+    match t {
+        Transition::Next(n) => Some(n),
+        Transition::End | Transition::Own => None,
+    }
+}
+
+/// Whether a path is `$`, which hands the value on unchanged.
+fn is_identity(dp: &DataPath) -> bool {
+    matches!(dp, DataPath::Path(p) if p.segments.is_empty() && p.root == Root::Input)
 }
 
 /// What `$$` shows inside one state.
 struct StateCx<'a> {
     state_name: &'a str,
-    entered_time: String,
+    /// Formatted only when `$$.State.EnteredTime` is read.
+    entered_time: DateTime<Utc>,
     retry_count: u32,
     item: Option<(usize, &'a Value)>,
     task_token: Option<String>,
@@ -430,7 +489,7 @@ impl Run {
 
     /// Records a history event. `details` is flat (`name`, `input`, `output`, `error`,
     /// `cause`, `resource`, ...); it is reshaped into AWS's `<kind>EventDetails` object.
-    fn event(&self, ty: &str, details: impl FnOnce() -> Value) {
+    fn event(&self, ty: impl std::fmt::Display, details: impl FnOnce() -> Value) {
         let id = self
             .events
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -438,6 +497,7 @@ impl Run {
         if !self.record_history && self.progress.is_none() {
             return;
         }
+        let ty = ty.to_string();
         let details = details();
         let now = self.clock().now();
         if let Some(p) = &self.progress {
@@ -461,7 +521,7 @@ impl Run {
         if !self.record_history {
             return;
         }
-        let shaped = aws_event_details(ty, details, &self.engine.inner.region);
+        let shaped = aws_event_details(&ty, details, &self.engine.inner.region);
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let mut event =
             json!({"id": id, "previousEventId": id - 1, "timestamp": timestamp(now), "type": ty});
@@ -490,7 +550,7 @@ impl Run {
         );
         m.insert(
             "State".into(),
-            json!({"Name": cx.state_name, "EnteredTime": cx.entered_time, "RetryCount": cx.retry_count}),
+            json!({"Name": cx.state_name, "EnteredTime": timestamp(cx.entered_time), "RetryCount": cx.retry_count}),
         );
         if let Some(token) = &cx.task_token {
             m.insert("Task".into(), json!({ "Token": token }));
@@ -539,7 +599,7 @@ impl Run {
     ) -> Result<Value, Failure> {
         match dp {
             DataPath::Null => Ok(json!({})),
-            DataPath::Path(p) if p.segments.is_empty() && p.root == Root::Input => Ok(data.clone()),
+            dp if is_identity(dp) => Ok(data.clone()),
             DataPath::Path(p) => self.resolve(p, data, vars, cx).ok_or_else(|| {
                 // AWS's wording, e.g. "Invalid path '$.x' : No results for path: $['x']".
                 Failure::runtime(format!(
@@ -560,35 +620,53 @@ impl Run {
         cx: &StateCx<'_>,
     ) -> Result<Value, Failure> {
         match dp {
-            DataPath::Path(p) if p.segments.is_empty() && p.root == Root::Input => Ok(data),
+            dp if is_identity(dp) => Ok(data),
             _ => self.apply_data_path(dp, &data, vars, cx),
         }
     }
 
+    /// Merges `result` into the state's raw input, which the caller gives up.
     fn apply_result_path(
         &self,
         rp: &ResultPath,
-        raw_input: &Value,
+        raw_input: Value,
         result: Value,
-        state: &str,
+        cx: &StateCx<'_>,
     ) -> Result<Value, Failure> {
         match rp {
-            ResultPath::Discard => Ok(raw_input.clone()),
+            ResultPath::Discard => Ok(raw_input),
             ResultPath::Path(p) if p.segments.is_empty() => Ok(result),
             ResultPath::Path(p) => {
-                let mut out = raw_input.clone();
+                let mut out = raw_input;
+                // `set` checks the whole path before it writes, so a failure leaves the
+                // input as it was for the message.
                 p.set(&mut out, result).map_err(|e| {
                     Failure::new(
                         names::RESULT_PATH_MATCH_FAILURE,
                         format!(
-                            "{state} Unable to apply ResultPath '{p}' to input '{}': {e}",
-                            truncate(raw_input)
+                            "{} Unable to apply ResultPath '{p}' to input '{}': {e}",
+                            cx.at(),
+                            truncate(&out)
                         ),
                     )
                 })?;
                 Ok(out)
             }
         }
+    }
+
+    /// A state's Assign, evaluated against `value` with the variables as they were before
+    /// the state.
+    fn eval_assign(
+        &self,
+        assign: Option<&Template>,
+        value: &Value,
+        vars: &Vars,
+        cx: &StateCx<'_>,
+    ) -> Result<Option<Value>, Failure> {
+        assign
+            .map(|t| self.eval_template(t, value, vars, cx))
+            .transpose()
     }
 
     fn run_scope<'a>(
@@ -603,14 +681,13 @@ impl Run {
             let mut data = input;
             loop {
                 self.check_history_limit()?;
-                let state = &sm.states[current];
+                let state = sm
+                    .states
+                    .get(current)
+                    .ok_or_else(|| Failure::runtime(format!("no state named {current}")))?;
                 match self.run_state(state, data, &mut vars).await? {
                     Step::Next(next, out) => {
-                        current = sm
-                            .states
-                            .get_key_value(&next)
-                            .map(|(k, _)| k.as_str())
-                            .ok_or_else(|| Failure::runtime(format!("no state named {next}")))?;
+                        current = next;
                         data = out;
                     }
                     Step::End(out) => return Ok(out),
@@ -620,17 +697,17 @@ impl Run {
         .boxed()
     }
 
-    async fn run_state(
+    async fn run_state<'s>(
         &self,
-        state: &State,
+        state: &'s State,
         raw_input: Value,
         vars: &mut Vars,
-    ) -> Result<Step, Failure> {
+    ) -> Result<Step<'s>, Failure> {
         let ty = state.type_name();
         let entered = self.clock().now();
         if !matches!(state.kind, StateKind::Fail { .. }) {
             self.event(
-                &format!("{ty}StateEntered"),
+                format_args!("{ty}StateEntered"),
                 || json!({"name": state.name, "input": raw_input}),
             );
         }
@@ -645,22 +722,25 @@ impl Run {
         };
         let cx = StateCx {
             state_name: &state.name,
-            entered_time: timestamp(entered),
+            entered_time: entered,
             retry_count: 0,
             item: None,
             task_token: None,
             entered_event,
         };
-        let effective = self.apply_data_path(&state.input_path, &raw_input, vars, &cx)?;
+        // An identity InputPath (`$`, the default) reads the raw input in place.
+        let effective_owned = match is_identity(&state.input_path) {
+            true => None,
+            false => Some(self.apply_data_path(&state.input_path, &raw_input, vars, &cx)?),
+        };
+        let effective: &Value = effective_owned.as_ref().unwrap_or(&raw_input);
 
-        // (result for ResultPath, value `$` means in Assign, next state)
-        let (result, next, assign_t, assign_input): (
-            Option<Value>,
-            Transition,
-            Option<&Template>,
-            Value,
-        );
-        match &state.kind {
+        // The result for ResultPath (None: the effective input is the output), the next
+        // state, and the variables Assign sets (evaluated with the variables as they were
+        // before this state).
+        let (result, next, new_vars): (Option<Value>, Option<&'s str>, Option<Value>) = match &state
+            .kind
+        {
             StateKind::Fail {
                 error,
                 error_path,
@@ -672,11 +752,12 @@ impl Run {
                     || json!({"name": state.name, "input": raw_input}),
                 );
                 return Err(Failure::new(
-                    self.fail_field(error, error_path, &effective, vars, &cx)?,
-                    self.fail_field(cause, cause_path, &effective, vars, &cx)?,
+                    self.fail_field(error, error_path, effective, vars, &cx)?,
+                    self.fail_field(cause, cause_path, effective, vars, &cx)?,
                 ));
             }
             StateKind::Succeed => {
+                let effective = effective_owned.unwrap_or(raw_input);
                 let out = self.apply_output_path(&state.output_path, effective, vars, &cx)?;
                 check_size(&out, "state output")?;
                 self.event(
@@ -690,16 +771,16 @@ impl Run {
                 for branch in choices {
                     if branch
                         .rule
-                        .eval(&|p| self.resolve(p, &effective, vars, &cx))
+                        .eval(&|p| self.resolve(p, effective, vars, &cx))
                         .map_err(|f| Failure::runtime(format!("{} {}", cx.at(), f.cause)))?
                     {
-                        chosen = Some((branch.next.clone(), branch.assign.as_ref()));
+                        chosen = Some((branch.next.as_str(), branch.assign.as_ref()));
                         break;
                     }
                 }
                 let (target, assign) = match (chosen, default) {
                     (Some(c), _) => c,
-                    (None, Some(d)) => (d.clone(), state.assign.as_ref()),
+                    (None, Some(d)) => (d.as_str(), state.assign.as_ref()),
                     (None, None) => {
                         return Err(Failure::new(
                             names::NO_CHOICE_MATCHED,
@@ -710,76 +791,37 @@ impl Run {
                         ))
                     }
                 };
-                result = None;
-                next = Transition::Next(target);
-                assign_t = assign;
-                assign_input = effective.clone();
+                let new_vars = self.eval_assign(assign, effective, vars, &cx)?;
+                (None, Some(target), new_vars)
             }
             StateKind::Wait(w) => {
-                let until = match w {
-                    WaitFor::Seconds(s) => entered + chrono::Duration::seconds(*s as i64),
-                    WaitFor::Timestamp(t) => parse_timestamp(t)
-                        .map(|t| t.with_timezone(&Utc))
-                        .unwrap_or(entered),
-                    WaitFor::SecondsPath(p) => {
-                        let v = self.resolve(p, &effective, vars, &cx);
-                        match v.as_ref().and_then(Value::as_i64) {
-                            Some(n) if n >= 0 => entered + chrono::Duration::seconds(n),
-                            _ => {
-                                return Err(Failure::runtime(format!(
-                                    "{} The SecondsPath parameter does not reference a valid non-negative integer: {}",
-                                    cx.at(),
-                                    v.map(|v| v.to_string()).unwrap_or_else(|| "(missing)".into())
-                                )))
-                            }
-                        }
-                    }
-                    WaitFor::TimestampPath(p) => {
-                        let v = self.resolve(p, &effective, vars, &cx);
-                        match v.as_ref().and_then(Value::as_str).and_then(parse_timestamp) {
-                            Some(t) => t.with_timezone(&Utc),
-                            None => {
-                                return Err(Failure::runtime(format!(
-                                    "{} The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {}",
-                                    cx.at(),
-                                    v.map(|v| v.to_string()).unwrap_or_else(|| "(missing)".into())
-                                )))
-                            }
-                        }
-                    }
-                };
+                let until = self.wait_until(w, entered, effective, vars, &cx)?;
                 let now = self.clock().now();
                 if until > now {
                     let d = (until - now).to_std().unwrap_or_default();
                     self.clock().sleep(d).await;
                 }
-                result = None;
-                next = state.transition.clone();
-                assign_t = state.assign.as_ref();
-                assign_input = effective.clone();
+                let new_vars = self.eval_assign(state.assign.as_ref(), effective, vars, &cx)?;
+                (None, next_state(&state.transition), new_vars)
             }
             StateKind::Pass { result: fixed } => {
                 let r = match (fixed, &state.parameters) {
                     (Some(v), _) => v.clone(),
-                    (None, Some(t)) => self.eval_template(t, &effective, vars, &cx)?,
+                    (None, Some(t)) => self.eval_template(t, effective, vars, &cx)?,
                     (None, None) => effective.clone(),
                 };
-                result = Some(r.clone());
-                next = state.transition.clone();
-                assign_t = state.assign.as_ref();
-                assign_input = r;
+                let new_vars = self.eval_assign(state.assign.as_ref(), &r, vars, &cx)?;
+                (Some(r), next_state(&state.transition), new_vars)
             }
             StateKind::Task(_) | StateKind::Parallel { .. } | StateKind::Map(_) => {
-                match self.run_with_retries(state, &effective, vars, &cx).await {
+                match self.run_with_retries(state, effective, vars, &cx).await {
                     Ok(r) => {
                         let r = match &state.result_selector {
                             Some(t) => self.eval_template(t, &r, vars, &cx)?,
                             None => r,
                         };
-                        result = Some(r.clone());
-                        next = state.transition.clone();
-                        assign_t = state.assign.as_ref();
-                        assign_input = r;
+                        let new_vars = self.eval_assign(state.assign.as_ref(), &r, vars, &cx)?;
+                        (Some(r), next_state(&state.transition), new_vars)
                     }
                     Err(f) => {
                         let Some(catcher) = state
@@ -790,20 +832,15 @@ impl Run {
                             // TaskFailed / ParallelStateFailed / MapStateFailed are recorded already.
                             return Err(f);
                         };
-                        return self.catch(state, catcher, f, &raw_input, vars, &cx);
+                        return self.catch(state, catcher, f, raw_input, vars, &cx);
                     }
                 }
             }
-        }
-
-        // Assign sees the variables as they were before this state.
-        let new_vars = match assign_t {
-            Some(t) => Some(self.eval_template(t, &assign_input, vars, &cx)?),
-            None => None,
         };
+
         let combined = match result {
-            Some(r) => self.apply_result_path(&state.result_path, &raw_input, r, &cx.at())?,
-            None => effective,
+            Some(r) => self.apply_result_path(&state.result_path, raw_input, r, &cx)?,
+            None => effective_owned.unwrap_or(raw_input),
         };
         let out = self.apply_output_path(&state.output_path, combined, vars, &cx)?;
         check_size(&out, "state output")?;
@@ -811,12 +848,55 @@ impl Run {
             vars.extend(m);
         }
         self.event(
-            &format!("{ty}StateExited"),
+            format_args!("{ty}StateExited"),
             || json!({"name": state.name, "output": out}),
         );
         Ok(match next {
-            Transition::Next(n) => Step::Next(n, out),
-            Transition::End | Transition::Own => Step::End(out),
+            Some(n) => Step::Next(n, out),
+            None => Step::End(out),
+        })
+    }
+
+    /// When a Wait state ends.
+    fn wait_until(
+        &self,
+        w: &WaitFor,
+        entered: DateTime<Utc>,
+        effective: &Value,
+        vars: &Vars,
+        cx: &StateCx<'_>,
+    ) -> Result<DateTime<Utc>, Failure> {
+        Ok(match w {
+            WaitFor::Seconds(s) => entered + chrono::Duration::seconds(*s as i64),
+            WaitFor::Timestamp(t) => parse_timestamp(t)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(entered),
+            WaitFor::SecondsPath(p) => {
+                let v = self.resolve(p, effective, vars, cx);
+                match v.as_ref().and_then(Value::as_i64) {
+                    Some(n) if n >= 0 => entered + chrono::Duration::seconds(n),
+                    _ => {
+                        return Err(Failure::runtime(format!(
+                            "{} The SecondsPath parameter does not reference a valid non-negative integer: {}",
+                            cx.at(),
+                            v.map(|v| v.to_string()).unwrap_or_else(|| "(missing)".into())
+                        )))
+                    }
+                }
+            }
+            WaitFor::TimestampPath(p) => {
+                let v = self.resolve(p, effective, vars, cx);
+                match v.as_ref().and_then(Value::as_str).and_then(parse_timestamp) {
+                    Some(t) => t.with_timezone(&Utc),
+                    None => {
+                        return Err(Failure::runtime(format!(
+                            "{} The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {}",
+                            cx.at(),
+                            v.map(|v| v.to_string()).unwrap_or_else(|| "(missing)".into())
+                        )))
+                    }
+                }
+            }
         })
     }
 
@@ -856,31 +936,27 @@ impl Run {
         }
     }
 
-    fn catch(
+    fn catch<'s>(
         &self,
         state: &State,
-        catcher: &Catcher,
+        catcher: &'s Catcher,
         f: Failure,
-        raw_input: &Value,
+        raw_input: Value,
         vars: &mut Vars,
         cx: &StateCx<'_>,
-    ) -> Result<Step, Failure> {
+    ) -> Result<Step<'s>, Failure> {
         let error_output = f.to_error_output();
-        let new_vars = match &catcher.assign {
-            Some(t) => Some(self.eval_template(t, &error_output, vars, cx)?),
-            None => None,
-        };
-        let out =
-            self.apply_result_path(&catcher.result_path, raw_input, error_output, &cx.at())?;
+        let new_vars = self.eval_assign(catcher.assign.as_ref(), &error_output, vars, cx)?;
+        let out = self.apply_result_path(&catcher.result_path, raw_input, error_output, cx)?;
         check_size(&out, "state output")?;
         if let Some(Value::Object(m)) = new_vars {
             vars.extend(m);
         }
         self.event(
-            &format!("{}StateExited", state.type_name()),
+            format_args!("{}StateExited", state.type_name()),
             || json!({"name": state.name, "output": out, "caught": {"error": f.error, "cause": f.cause}, "next": catcher.next}),
         );
-        Ok(Step::Next(catcher.next.clone(), out))
+        Ok(Step::Next(&catcher.next, out))
     }
 
     async fn run_with_retries(
@@ -895,7 +971,7 @@ impl Run {
         loop {
             let cx = StateCx {
                 state_name: &state.name,
-                entered_time: outer.entered_time.clone(),
+                entered_time: outer.entered_time,
                 retry_count,
                 item: None,
                 task_token: matches!(state.kind, StateKind::Task(_))
@@ -947,17 +1023,21 @@ impl Run {
         vars: &Vars,
         cx: &StateCx<'_>,
     ) -> Result<Value, Failure> {
+        // Without Parameters the effective input is read in place (copied only for a Task).
         let params = match &state.parameters {
-            Some(t) => self.eval_template(t, effective, vars, cx)?,
-            None => effective.clone(),
+            Some(t) => Cow::Owned(self.eval_template(t, effective, vars, cx)?),
+            None => Cow::Borrowed(effective),
         };
         match &state.kind {
-            StateKind::Task(spec) => self.task(state, spec, params, effective, vars, cx).await,
+            StateKind::Task(spec) => {
+                self.task(state, spec, params.into_owned(), effective, vars, cx)
+                    .await
+            }
             StateKind::Parallel { branches } => {
                 self.event("ParallelStateStarted", || json!({"name": state.name}));
                 let futs = branches
                     .iter()
-                    .map(|b| self.run_scope(b, params.clone(), vars.clone()));
+                    .map(|b| self.run_scope(b, params.as_ref().clone(), vars.clone()));
                 match futures_util::future::try_join_all(futs).await {
                     Ok(outs) => {
                         self.event("ParallelStateSucceeded", || json!({"name": state.name}));
@@ -973,7 +1053,7 @@ impl Run {
                 }
             }
             StateKind::Map(spec) => self.map(state, spec, &params, vars, cx).await,
-            _ => Ok(params),
+            _ => Ok(params.into_owned()),
         }
     }
 
@@ -1306,23 +1386,24 @@ impl Run {
         };
         let tolerant = tol_count.is_some() || tol_pct.is_some();
 
-        let mut inputs = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            inputs.push(match &spec.item_selector {
-                Some(t) => {
+        let mut inputs = match &spec.item_selector {
+            None => items,
+            Some(t) => {
+                let mut inputs = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
                     let icx = StateCx {
                         state_name: cx.state_name,
-                        entered_time: cx.entered_time.clone(),
+                        entered_time: cx.entered_time,
                         retry_count: cx.retry_count,
                         item: Some((i, item)),
                         task_token: None,
                         entered_event: cx.entered_event,
                     };
-                    self.eval_template(t, input, vars, &icx)?
+                    inputs.push(self.eval_template(t, input, vars, &icx)?);
                 }
-                None => item.clone(),
-            });
-        }
+                inputs
+            }
+        };
         if let Some(b) = distributed.and_then(|d| d.item_batcher.as_ref()) {
             let max_items = read_num(&b.max_items_per_batch_path, "MaxItemsPerBatchPath")?
                 .map(|n| n as u64)
@@ -1744,4 +1825,43 @@ fn aws_event_details(ty: &str, d: Value, region: &str) -> Option<(String, Value)
         _ => return None,
     };
     Some((key.to_string(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_len_is_the_length_serde_json_writes() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(9),
+            json!(10),
+            json!(-1),
+            json!(-10),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(-0.001),
+            json!(1e300),
+            json!(""),
+            json!("plain"),
+            json!("quote \" backslash \\ tab \t nl \n cr \r bs \u{8} ff \u{c} nul \u{0} us \u{1f} del \u{7f}"),
+            json!("non-ASCII: é ü 😀"),
+            json!([]),
+            json!({}),
+            json!([1, "a", null, [], {}]),
+            json!({"k\"ey": {"nested": [1, 2.25, {"x": false}]}, "": "", "\u{1}": 3}),
+        ];
+        for v in values {
+            assert_eq!(
+                json_len(&v),
+                serde_json::to_string(&v).unwrap().len(),
+                "{v}"
+            );
+        }
+    }
 }

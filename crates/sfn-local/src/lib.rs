@@ -44,6 +44,7 @@
 pub mod aws;
 pub mod bench;
 pub mod callbacks;
+pub mod casing;
 pub mod choice;
 pub mod clock;
 pub mod definition;

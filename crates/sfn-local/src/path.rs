@@ -137,12 +137,14 @@ impl Path {
     }
 
     /// Writes `value` at this reference path inside `target`, creating objects
-    /// on the way. Fails if an existing node on the way is not an object.
+    /// on the way. Fails if an existing node on the way is not an object; a failure
+    /// leaves `target` untouched (the whole path is checked before anything is written).
     pub fn set(&self, target: &mut Value, value: Value) -> Result<(), String> {
         if self.segments.is_empty() {
             *target = value;
             return Ok(());
         }
+        self.check_settable(target)?;
         let mut cur = target;
         let last = self.segments.len() - 1;
         for (n, seg) in self.segments.iter().enumerate() {
@@ -179,6 +181,38 @@ impl Path {
                 }
                 _ => return Err("not a reference path".into()),
             }
+        }
+        Ok(())
+    }
+}
+
+impl Path {
+    /// Whether [`Path::set`] can write at this path in `target`, with the error it would give.
+    fn check_settable(&self, target: &Value) -> Result<(), String> {
+        // `None`: below a node `set` would create (an empty object).
+        let mut cur = Some(target);
+        for seg in &self.segments {
+            cur = match (seg, cur) {
+                (Segment::Field(_), None) => None,
+                (Segment::Field(name), Some(Value::Object(map))) => map.get(name),
+                (Segment::Field(name), Some(_)) => {
+                    return Err(format!(
+                        "cannot set field {name:?}: the node is not an object"
+                    ))
+                }
+                (Segment::Index(i), Some(Value::Array(items))) => {
+                    let len = items.len() as i64;
+                    let idx = if *i < 0 { len + i } else { *i };
+                    if idx < 0 || idx >= len {
+                        return Err(format!("index [{i}] is out of bounds"));
+                    }
+                    items.get(idx as usize)
+                }
+                (Segment::Index(i), _) => {
+                    return Err(format!("cannot set index [{i}]: the node is not an array"))
+                }
+                _ => return Err("not a reference path".into()),
+            };
         }
         Ok(())
     }
@@ -695,5 +729,34 @@ mod tests {
             .unwrap();
         assert_eq!(v, json!({"a": 1, "b": {"c": {"d": 2}}}));
         assert!(Path::parse("$.a.x").unwrap().set(&mut v, json!(3)).is_err());
+    }
+
+    #[test]
+    fn a_failed_set_leaves_the_target_untouched() {
+        let before = json!({"a": {"list": [1, 2]}, "s": "x"});
+        for (path, error) in [
+            // Objects would be created on the way to an index: no array there.
+            (
+                "$.a.new.deeper[0]",
+                "cannot set index [0]: the node is not an array",
+            ),
+            ("$.a.list[2]", "index [2] is out of bounds"),
+            (
+                "$.a.list[0].x",
+                "cannot set field \"x\": the node is not an object",
+            ),
+            ("$.s.x", "cannot set field \"x\": the node is not an object"),
+        ] {
+            let mut v = before.clone();
+            let got = Path::parse(path).unwrap().set(&mut v, json!(0));
+            assert_eq!(got, Err(error.to_string()), "{path}");
+            assert_eq!(v, before, "{path}");
+        }
+        let mut v = before.clone();
+        Path::parse("$.a.list[-1]")
+            .unwrap()
+            .set(&mut v, json!(9))
+            .unwrap();
+        assert_eq!(v["a"]["list"], json!([1, 9]));
     }
 }

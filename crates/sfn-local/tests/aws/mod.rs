@@ -225,6 +225,10 @@ async fn unknown_aws_resources_fail_validation() {
             "arn:aws:states:::aws-sdk:s3:createBucket",
             "S3 action \"createBucket\" is not supported",
         ),
+        (
+            "arn:aws:states:::emr-serverless:startJobRun.waitForTaskToken",
+            "emr-serverless does not support the .waitForTaskToken integration pattern",
+        ),
     ] {
         let err = engine
             .load(&json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, "End": true}}}))
@@ -424,23 +428,24 @@ async fn run_in_moto(
         .call(
             &sfn("createStateMachine"),
             &json!({
-                "name": format!("{prefix}-{n}"),
-                "definition": case["definition"].to_string(),
-                "roleArn": "arn:aws:iam::123456789012:role/sfn-local-differential",
+                "Name": format!("{prefix}-{n}"),
+                "Definition": case["definition"].to_string(),
+                "RoleArn": "arn:aws:iam::123456789012:role/sfn-local-differential",
             }),
         )
         .await
         .map_err(|f| f.to_string())?;
-    let arn = created["stateMachineArn"].as_str().unwrap_or_default();
+    // Members in PascalCase, as in a definition: the dispatcher converts them for the wire.
+    let arn = created["StateMachineArn"].as_str().unwrap_or_default();
     let input = case.get("input").cloned().unwrap_or(json!({}));
     let started = aws
         .call(
             &sfn("startExecution"),
-            &json!({"stateMachineArn": arn, "name": "case", "input": input.to_string()}),
+            &json!({"StateMachineArn": arn, "Name": "case", "Input": input.to_string()}),
         )
         .await
         .map_err(|f| f.to_string())?;
-    let execution = started["executionArn"].as_str().unwrap_or_default();
+    let execution = started["ExecutionArn"].as_str().unwrap_or_default();
     // Generous: moto runs the execution on a thread of its own, which a loaded 2-core
     // machine can starve for a while.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -448,23 +453,23 @@ async fn run_in_moto(
         let d = aws
             .call(
                 &sfn("describeExecution"),
-                &json!({ "executionArn": execution }),
+                &json!({ "ExecutionArn": execution }),
             )
             .await
             .map_err(|f| f.to_string())?;
-        match d["status"].as_str() {
+        match d["Status"].as_str() {
             Some("RUNNING") | None => {
                 tokio::time::sleep(std::time::Duration::from_millis(25)).await
             }
             Some(status) => {
                 let mut got = json!({ "status": status });
-                if let Some(o) = d["output"].as_str() {
+                if let Some(o) = d["Output"].as_str() {
                     // moto returns a string output unquoted (AWS: JSON text, `"yes"`); see
                     // DIVERGENCES.md. Read such an output as the string it stands for.
                     got["output"] =
                         serde_json::from_str(o).unwrap_or_else(|_| Value::String(o.to_string()));
                 }
-                for (from, to) in [("error", "error"), ("cause", "cause")] {
+                for (from, to) in [("Error", "error"), ("Cause", "cause")] {
                     if let Some(v) = d.get(from) {
                         got[to] = v.clone();
                     }
