@@ -8,7 +8,7 @@ use anyhow::Context;
 use ferry_core::Spec;
 use ferry_pipeline::sink::S3Sink;
 use ferry_pipeline::verify::bench::{self, VerifyBenchOptions};
-use ferry_pipeline::verify::{self, S3Source, TableVerification};
+use ferry_pipeline::verify::{self, DynamoDbLookup, S3Source, TableVerification};
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
@@ -27,12 +27,22 @@ pub struct VerifyArgs {
     /// Export files digested at once.
     #[arg(long, default_value_t = verify::DEFAULT_PARALLELISM)]
     parallelism: usize,
+    /// The target tables are named with this prefix instead of the spec's
+    /// target.table_prefix (as with `ferry local --table-prefix`).
+    #[arg(long)]
+    table_prefix: Option<String>,
+    /// Never read target items by key (BatchGetItem): the diff re-reads the export instead.
+    #[arg(long)]
+    export_only: bool,
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let spec = Spec::from_path(&args.spec)
+    let mut spec = Spec::from_path(&args.spec)
         .map_err(|errors| anyhow::anyhow!("{errors}"))
         .with_context(|| format!("{} is not a valid spec", args.spec.display()))?;
+    if let Some(prefix) = &args.table_prefix {
+        spec.target.table_prefix = prefix.clone();
+    }
     let mut requests = Vec::new();
     if args.tables.is_empty() {
         requests.extend(
@@ -48,11 +58,16 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
             requests.push(TableVerification::new(&args.run, table, spec.verification));
         }
     }
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     for request in &mut requests {
         request.parallelism = args.parallelism;
+        if !args.export_only {
+            let table = spec.dynamodb_table_name(&request.table);
+            request.lookup = Some(Arc::new(DynamoDbLookup::new(dynamodb.clone(), table)));
+        }
     }
 
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     // Emulators serve buckets by path, not by virtual host.
     let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
     let s3 = aws_sdk_s3::Client::from_conf(
