@@ -84,7 +84,9 @@ Patches:
    sorts every item by key first (Decimal comparisons), and gzips at level 9: for a million
    items, minutes. The patch writes the items in table order (an export has no order), as
    the same JSON lines, into data files of at most EXPORT_ITEMS_PER_FILE items each (AWS
-   also writes several data files) gzipped at level 1.
+   also writes several data files) gzipped at level 1. Both patches keep only the table's
+   ARN on the finished import/export object (all that describing it reads), so deleting
+   the table frees its items.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ import json
 import os
 import sys
 import threading
+import types
 from typing import Any
 
 EXPECTED_MOTO_VERSION = "5.2.1"
@@ -546,6 +549,8 @@ def patch_import_fast() -> None:
                         self.failure_message = str(e)
                         self.error_count += 1
         self.status = "COMPLETED" if self.error_count == 0 else "FAILED"
+        # Describing the import needs the table's ARN only: a deleted table's items are freed.
+        self.table = None
 
     TableImport._process_s3_files = _process_s3_files
 
@@ -589,6 +594,9 @@ def patch_export_fast() -> None:
                     flush()
             if lines or not self.item_count:
                 flush()
+        # Describing and listing exports read the table's ARN only: keep just that, so a deleted
+        # table's items are freed.
+        self.table = types.SimpleNamespace(table_arn=self.table.table_arn)
         self.status = "COMPLETED" if self.error_count == 0 else "FAILED"
 
     TableExport._backup_to_s3_file = _backup_to_s3_file
