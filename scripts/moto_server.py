@@ -68,6 +68,8 @@ Patches:
    line) before it goes straight into the table's items (a later item with the same key
    replaces the earlier one, as put_item does). A line that is not JSON, or an item that
    fails a check, counts as an error (ErrorCount, FailureMessage) like moto's own import.
+   The imported table and its items are left out of moto's list of every model instance
+   (its dashboard's), so deleting the table frees them.
 
 6. S3 CompleteMultipartUpload names its XML root CompleteMultipartUploadResponse; S3
    (and so the AWS SDKs) use CompleteMultipartUploadResult, and the Rust SDK rejects the
@@ -454,6 +456,7 @@ def patch_import_fast() -> None:
     _require(name, Table, "_validate_item_types", "_validate_number_type",
              "_validate_key_sizes", "get_item")
     _require(name, Item, "size")
+    _require(name, Table, "instances_tracked")
     if RANGE_KEY_MAX_LENGTH > HASH_KEY_MAX_LENGTH:
         _fail(name, "a range key may now be longer than a hash key")
 
@@ -528,6 +531,11 @@ def patch_import_fast() -> None:
             sse_specification=None, streams=None, tags=[],
             deletion_protection_enabled=False, warm_throughput=None,
         )
+        # moto tracks every model instance for its dashboard (BaseModel.instances_tracked),
+        # which would keep a deleted table's items in memory for good: leave this one out.
+        # (The items below are made without BaseModel.__new__, so they are not tracked.)
+        tracked = type(self.table).instances_tracked
+        tracked[:] = [t for t in tracked if t is not self.table]
         keys, _, _, _ = s3_backend.list_objects(
             bucket, prefix=self.s3_source.get("S3KeyPrefix"), delimiter=None,
             marker=None, max_keys=None,
