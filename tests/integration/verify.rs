@@ -35,6 +35,7 @@ fn spec() -> Spec {
 
 /// One table bootstrapped to S3 and imported into DynamoDB, ready for faults and an export.
 struct Migrated {
+    database: String,
     client: tokio_postgres::Client,
     source: ferry_pipeline::extract::SourceTable,
     mapper: ItemMapper,
@@ -145,6 +146,7 @@ async fn migrate_with(
     )
     .await;
     Migrated {
+        database,
         client,
         source,
         mapper,
@@ -267,6 +269,35 @@ impl Migrated {
             &self.table_name,
         )));
         request
+    }
+
+    /// The import files and manifests are gone, and the source changed after the copy.
+    async fn forget_the_bootstrap_and_relabel_50(&self) {
+        let prefix = format!("runs/{}/", self.run);
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .unwrap();
+        for object in listed.contents() {
+            let key = object.key().unwrap();
+            if key.contains("/bootstrap/") || key.contains("/manifests/") {
+                self.s3
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        self.client
+            .batch_execute("UPDATE prices SET label = 'relabelled' WHERE id = 50")
+            .await
+            .unwrap();
     }
 
     async fn verify(&self) -> TableReport {
@@ -460,34 +491,7 @@ async fn a_key_twice_in_the_source_files_is_reported() {
 async fn the_independent_mode_re_reads_the_source_through_the_mapping() {
     let migrated = migrate("Prices").await;
     migrated.export().await;
-    // The import files are gone, and the source changed after the copy.
-    let prefix = format!("runs/{}/", migrated.run);
-    let listed = migrated
-        .s3
-        .list_objects_v2()
-        .bucket(&migrated.bucket)
-        .prefix(&prefix)
-        .send()
-        .await
-        .unwrap();
-    for object in listed.contents() {
-        let key = object.key().unwrap();
-        if key.contains("/bootstrap/") || key.contains("/manifests/") {
-            migrated
-                .s3
-                .delete_object()
-                .bucket(&migrated.bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-    migrated
-        .client
-        .batch_execute("UPDATE prices SET label = 'relabelled' WHERE id = 50")
-        .await
-        .unwrap();
+    migrated.forget_the_bootstrap_and_relabel_50().await;
 
     let scratch = tempfile::tempdir().unwrap();
     let chunk = Chunk {
@@ -550,6 +554,29 @@ async fn an_empty_table_verifies() {
     assert_eq!((report.source_rows, report.target_items), (0, 0));
 }
 
+/// `ferry verify --spec SPEC --run … --bucket … ARGS` on the migrated run: it must fail and
+/// print `summary`; gives its stderr.
+fn ferry_verify_fails(
+    migrated: &Migrated,
+    spec: &std::path::Path,
+    args: &[&str],
+    summary: &str,
+) -> String {
+    let output = ferry_tests::ferry()
+        .arg("verify")
+        .arg("--spec")
+        .arg(spec)
+        .args(["--run", &migrated.run, "--bucket", &migrated.bucket])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(summary), "{stdout}\n{stderr}");
+    stderr.into_owned()
+}
+
 #[tokio::test]
 async fn ferry_verify_prints_the_summary_writes_the_report_and_fails_the_run() {
     let migrated = migrate("Prices").await;
@@ -562,23 +589,12 @@ async fn ferry_verify_prints_the_summary_writes_the_report_and_fails_the_run() {
         .await
         .unwrap();
     migrated.export().await;
-    let output = ferry_tests::ferry()
-        .arg("verify")
-        .arg("--spec")
-        .arg(ferry_tests::repo_root().join("tests/fixtures/verify/prices.toml"))
-        .args(["--run", &migrated.run, "--bucket", &migrated.bucket])
-        .args(["--table", "Prices"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(
-            "Prices: FAILED — 200 source rows, 199 target items, 199 matching, 1 missing, \
-             0 extra, 0 different, 0 duplicate keys (tolerance 0)"
-        ),
-        "{stdout}"
+    let stderr = ferry_verify_fails(
+        &migrated,
+        &ferry_tests::repo_root().join("tests/fixtures/verify/prices.toml"),
+        &["--table", "Prices"],
+        "Prices: FAILED — 200 source rows, 199 target items, 199 matching, 1 missing, \
+         0 extra, 0 different, 0 duplicate keys (tolerance 0)",
     );
     assert!(
         stderr.contains("verification failed: Prices (1 missing, 0 extra, 0 different"),
@@ -598,6 +614,49 @@ async fn ferry_verify_prints_the_summary_writes_the_report_and_fails_the_run() {
         stored.tables[0].sample,
         vec![difference(DifferenceKind::Missing, "pk=P#7 sk=GRP#0", &[])]
     );
+}
+
+#[tokio::test]
+async fn ferry_verify_independent_re_reads_the_shards_and_leaves_no_copy() {
+    let migrated = migrate("Prices").await;
+    migrated.export().await;
+    migrated.forget_the_bootstrap_and_relabel_50().await;
+    // The fixture's shard, pointed at this test's database.
+    let fixture = ferry_tests::repo_root().join("tests/fixtures/verify/prices.toml");
+    let spec = std::fs::read_to_string(fixture).unwrap().replace(
+        "name = \"shard-01\"\n",
+        &format!(
+            "name = \"shard-01\"\ndatabase = \"{}\"\n",
+            migrated.database
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = dir.path().join("spec.toml");
+    std::fs::write(&spec_path, spec).unwrap();
+    let prefix = migrated.table_name.strip_suffix("Prices").unwrap();
+    ferry_verify_fails(
+        &migrated,
+        &spec_path,
+        &[
+            "--independent",
+            "--table",
+            "Prices",
+            "--table-prefix",
+            prefix,
+        ],
+        "Prices: FAILED — 200 source rows, 200 target items, 199 matching, 0 missing, \
+         0 extra, 1 different, 0 duplicate keys (tolerance 0)",
+    );
+    // The scratch copy of the source rows is removed.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("ferry-verify-") && name.contains(&migrated.run)
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
