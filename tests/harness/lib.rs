@@ -215,6 +215,26 @@ pub async fn import_table(
     table_name: &str,
     keys: &[(&str, aws_sdk_dynamodb::types::ScalarAttributeType)],
 ) {
+    import_table_within(
+        dynamodb,
+        bucket,
+        prefix,
+        table_name,
+        keys,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+}
+
+/// [`import_table`], waiting up to `limit` for the import (a million items take a minute).
+pub async fn import_table_within(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    bucket: &str,
+    prefix: &str,
+    table_name: &str,
+    keys: &[(&str, aws_sdk_dynamodb::types::ScalarAttributeType)],
+    limit: std::time::Duration,
+) {
     use aws_sdk_dynamodb::types as ddb;
     let mut params = ddb::TableCreationParameters::builder()
         .table_name(table_name)
@@ -261,7 +281,8 @@ pub async fn import_table(
         .and_then(|d| d.import_arn())
         .expect("an import ARN")
         .to_owned();
-    for _ in 0..120 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
         let described = dynamodb
             .describe_import()
             .import_arn(&arn)
@@ -283,7 +304,7 @@ pub async fn import_table(
             ),
         }
     }
-    panic!("import {arn} did not complete in 30 s");
+    panic!("import {arn} did not complete in {limit:?}");
 }
 
 /// A client of `database` on the test PostgreSQL, its connection driven in the background.

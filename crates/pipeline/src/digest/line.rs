@@ -112,6 +112,80 @@ impl ItemHasher {
     }
 }
 
+impl ItemHasher {
+    /// The key hash of a DynamoDB JSON line whose key attributes are all strings (`S`), read
+    /// without decoding the other attributes: what [`Self::hash_line`] gives as `key`, for a
+    /// re-read that only needs to know which bucket a line falls in. `None` when unsure (a key
+    /// that is not `S`, absent or given twice, a line not shaped `{"Item":{...}}`): take
+    /// [`Self::hash_line`] then. Values of other attributes are skipped, not checked: use it
+    /// on lines a full digest has read before (an export's) or ferry wrote (bootstrap files).
+    pub fn key_hash_line(&mut self, line: &[u8]) -> Option<u128> {
+        std::str::from_utf8(line).ok()?;
+        let mut scratch = std::mem::take(&mut self.line);
+        scratch.arena.clear();
+        let mut p = Parser { line, at: 0 };
+        let key = self.key_parsed(&mut p, &mut scratch.arena);
+        self.line = scratch;
+        key
+    }
+
+    fn key_parsed(&mut self, p: &mut Parser<'_>, arena: &mut Vec<u8>) -> Option<u128> {
+        let mut values: [Option<Text>; 2] = [None, None];
+        if self.key_attributes.len() > values.len() {
+            return None;
+        }
+        p.expect(b'{')?;
+        if p.string(arena)?.bytes(p.line, arena) != b"Item" {
+            return None;
+        }
+        p.expect(b':')?;
+        p.expect(b'{')?;
+        if !p.next_is(b'}') {
+            loop {
+                let name = p.string(arena)?;
+                p.expect(b':')?;
+                let name = name.bytes(p.line, arena);
+                match self
+                    .key_attributes
+                    .iter()
+                    .position(|k| k.as_bytes() == name)
+                {
+                    Some(index) => {
+                        if values[index].is_some() {
+                            return None;
+                        }
+                        p.expect(b'{')?;
+                        if p.string(arena)?.bytes(p.line, arena) != b"S" {
+                            return None;
+                        }
+                        p.expect(b':')?;
+                        values[index] = Some(p.string(arena)?);
+                        p.expect(b'}')?;
+                    }
+                    None => p.skip_value()?,
+                }
+                if !p.next_is(b',') {
+                    p.expect(b'}')?;
+                    break;
+                }
+            }
+        }
+        p.expect(b'}')?;
+        p.skip_whitespace();
+        if p.at != p.line.len() {
+            return None;
+        }
+        let out = &mut self.buffer;
+        out.clear();
+        for (name, value) in self.key_attributes.iter().zip(values) {
+            put_bytes(out, name.as_bytes());
+            out.push(b'S');
+            put_bytes(out, value?.bytes(p.line, arena));
+        }
+        Some(xxh3_128(out))
+    }
+}
+
 /// `count`, then the entries sorted by name, each `name, value` (the item and `M` encoding).
 /// The entries are sorted already and hold no name twice.
 fn put_sorted_entries(out: &mut Vec<u8>, level: &Level, line: &[u8], arena: &[u8]) {
@@ -335,6 +409,40 @@ impl Parser<'_> {
     }
 
     /// A JSON string: borrowed when it has no escape, else unescaped by serde_json into `arena`.
+    /// Past one JSON value (object, array, string or scalar), without checking it.
+    fn skip_value(&mut self) -> Option<()> {
+        self.skip_whitespace();
+        let mut depth = 0usize;
+        loop {
+            match *self.line.get(self.at)? {
+                b'"' => {
+                    self.at += 1;
+                    loop {
+                        match *self.line.get(self.at)? {
+                            b'"' => break,
+                            b'\\' => self.at += 2,
+                            _ => self.at += 1,
+                        }
+                    }
+                    self.at += 1;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    self.at += 1;
+                }
+                b'}' | b']' if depth > 0 => {
+                    depth -= 1;
+                    self.at += 1;
+                }
+                b'}' | b']' | b',' if depth == 0 => return Some(()),
+                _ => self.at += 1,
+            }
+            if depth == 0 && matches!(self.line.get(self.at), Some(b',' | b'}' | b']')) {
+                return Some(());
+            }
+        }
+    }
+
     fn string(&mut self, arena: &mut Vec<u8>) -> Option<Text> {
         self.expect(b'"')?;
         let start = self.at;
@@ -455,6 +563,38 @@ mod tests {
             r#" { "Item" : { "p\u006b" : { "S" : "x" } , "sk" : { "NULL" : false } } } "#
         )
         .is_some());
+    }
+
+    #[test]
+    fn string_keys_hash_like_the_whole_line_and_other_keys_are_left_alone() {
+        for keys in [vec!["pk"], vec!["pk", "a\"b"]] {
+            let mut hasher = ItemHasher::new(keys.iter().map(|k| k.to_string()).collect());
+            for item in varied_items() {
+                let line = ItemLine { item };
+                for text in [
+                    serde_json::to_vec(&line).unwrap(),
+                    serde_json::to_vec_pretty(&line).unwrap(),
+                ] {
+                    let whole = hasher.hash_line(&text).unwrap().key;
+                    assert_eq!(
+                        hasher.key_hash_line(&text),
+                        Some(whole),
+                        "{keys:?} {line:?}"
+                    );
+                }
+            }
+        }
+        let mut hasher = ItemHasher::new(vec!["pk".into(), "sk".into()]);
+        for line in [
+            r#"{"Item":{"pk":{"S":"x"},"sk":{"N":"1"}}}"#,
+            r#"{"Item":{"pk":{"S":"x"}}}"#,
+            r#"{"Item":{"pk":{"S":"x"},"sk":{"S":"y"},"pk":{"S":"z"}}}"#,
+            r#"{"Other":{"pk":{"S":"x"},"sk":{"S":"y"}}}"#,
+            r#"{"Item":{"pk":{"S":"x"},"sk":{"S":"y"}}} x"#,
+            r#"{"Item":{"pk":{"S":"x"},"sk":{"S":"y"}"#,
+        ] {
+            assert_eq!(hasher.key_hash_line(line.as_bytes()), None, "{line}");
+        }
     }
 
     #[test]

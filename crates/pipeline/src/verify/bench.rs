@@ -39,7 +39,12 @@ pub struct Timing {
 }
 
 impl Timing {
-    fn line(&self, what: &str) -> String {
+    pub fn items_per_second(&self) -> f64 {
+        self.items as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// `what: S s, N items/s, M MB/s of compressed input`.
+    pub fn line(&self, what: &str) -> String {
         let seconds = self.elapsed.as_secs_f64().max(1e-9);
         format!(
             "{what}: {:.2} s, {:.0} items/s, {:.1} MB/s of compressed input",
@@ -281,7 +286,8 @@ fn prepare(options: &VerifyBenchOptions) -> Result<Vec<PathBuf>, VerifyBenchErro
     Ok(paths)
 }
 
-fn baseline(paths: &[PathBuf], bytes: u64) -> Result<Timing, VerifyBenchError> {
+/// `zcat FILES | wc -l` timed: the decompression floor any digest of `paths` is compared with.
+pub fn zcat_baseline(paths: &[PathBuf], bytes: u64) -> Result<Timing, VerifyBenchError> {
     let started = Instant::now();
     let output = std::process::Command::new("sh")
         .arg("-c")
@@ -394,7 +400,7 @@ pub async fn run(options: &VerifyBenchOptions) -> Result<VerifyBenchReport, Veri
     });
     let baseline = {
         let paths = prepared.clone();
-        tokio::task::spawn_blocking(move || baseline(&paths, bytes))
+        tokio::task::spawn_blocking(move || zcat_baseline(&paths, bytes))
             .await
             .map_err(|e| VerifyBenchError::Other(e.to_string()))??
     };

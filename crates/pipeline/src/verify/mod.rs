@@ -23,6 +23,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub mod bench;
+mod lookup;
+
+pub use lookup::{DynamoDbLookup, ItemLookup};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -41,6 +44,9 @@ use crate::value::{parse_item_line, AttributeValue, Item};
 pub const DEFAULT_PARALLELISM: usize = 4;
 /// Up to this many unequal buckets, the diff keeps whole items in one pass; beyond, keys first.
 pub const DEFAULT_WHOLE_ITEM_BUCKETS: usize = 64;
+/// Up to this many source items in the unequal buckets, the diff reads the target's items by
+/// key (BatchGetItem, 100 per call) instead of re-reading the whole export.
+pub const DEFAULT_LOOKUP_KEYS: u64 = 20_000;
 /// Compressed pieces buffered between the download and the decoder, per file.
 const PIECES_IN_FLIGHT: usize = 4;
 
@@ -351,6 +357,10 @@ pub struct DigestOptions {
     /// differ), except for the items whose key hash is in `whole_keys`.
     pub key_only: bool,
     pub whole_keys: HashSet<u128>,
+    /// Only the `collect` buckets matter (the diff's re-reads): a line whose string key puts it
+    /// elsewhere is counted and skipped after reading its key alone
+    /// ([`ItemHasher::key_hash_line`]), so `digests` then cover only some of the lines.
+    pub collect_only: bool,
 }
 
 impl DigestOptions {
@@ -362,6 +372,7 @@ impl DigestOptions {
             collect: HashSet::new(),
             key_only: false,
             whole_keys: HashSet::new(),
+            collect_only: false,
         }
     }
 }
@@ -426,6 +437,14 @@ pub fn digest_reader(
             let text = line.trim_ascii();
             if text.is_empty() {
                 continue;
+            }
+            if options.collect_only {
+                let key = hasher.key_hash_line(text);
+                if key.is_some_and(|key| !options.collect.contains(&result.digests.bucket_of(key)))
+                {
+                    result.items += 1;
+                    continue;
+                }
             }
             // Most lines hash straight from their bytes; the owned parse is for the others
             // (it names what is wrong) and for the items a diff collects.
@@ -841,6 +860,10 @@ pub struct TableVerification {
     /// Up to this many unequal buckets the diff reads whole items in one pass; beyond, it reads
     /// keys and hashes first and then the whole items of the sampled `different` keys only.
     pub whole_item_buckets: usize,
+    /// The live target table: with it, the diff reads the target's items of the unequal
+    /// buckets by key when the source has at most `lookup_keys` items in them.
+    pub lookup: Option<Arc<dyn ItemLookup>>,
+    pub lookup_keys: u64,
 }
 
 impl TableVerification {
@@ -855,6 +878,8 @@ impl TableVerification {
             parallelism: DEFAULT_PARALLELISM,
             files_per_batch: 64,
             whole_item_buckets: DEFAULT_WHOLE_ITEM_BUCKETS,
+            lookup: None,
+            lookup_keys: DEFAULT_LOOKUP_KEYS,
         }
     }
 
@@ -957,19 +982,53 @@ pub async fn diff_table(
         // and hashes when many do (a failed import), so memory stays bounded.
         options.key_only = differing.len() > request.whole_item_buckets;
         options.collect = differing.into_iter().collect();
+        options.collect_only = true;
         let source_files: Vec<String> = source
             .list(&Chunk::data_prefix(&request.run, table))
             .await?;
-        // Both sides at once: with S3 the downloads overlap.
-        let (source_items, target_items) = tokio::try_join!(
-            digest_files(Arc::clone(&source), &source_files, &options),
-            digest_files(Arc::clone(&target), export_files, &options),
-        )?;
-        let mut differences = classify_keyed(
-            &options.key_attributes,
-            source_items.collected,
-            target_items.collected,
-        );
+        let keys_in_unequal: u64 = options
+            .collect
+            .iter()
+            .map(|&b| source_side.buckets()[b].count)
+            .sum();
+        let lookup = request
+            .lookup
+            .as_ref()
+            .filter(|_| !options.key_only && keys_in_unequal <= request.lookup_keys);
+        let (source_collected, target_collected) = match lookup {
+            // The source's items, then the target's by key (no export re-read when they agree
+            // with the export's digests).
+            Some(lookup) => {
+                let source_items =
+                    digest_files(Arc::clone(&source), &source_files, &options).await?;
+                let looked_up = target_by_key(
+                    lookup.as_ref(),
+                    &options,
+                    &source_items.collected,
+                    &target_side,
+                )
+                .await;
+                let target_collected = match looked_up {
+                    Some(items) => items,
+                    None => {
+                        digest_files(Arc::clone(&target), export_files, &options)
+                            .await?
+                            .collected
+                    }
+                };
+                (source_items.collected, target_collected)
+            }
+            // Both sides at once: with S3 the downloads overlap.
+            None => {
+                let (source_items, target_items) = tokio::try_join!(
+                    digest_files(Arc::clone(&source), &source_files, &options),
+                    digest_files(Arc::clone(&target), export_files, &options),
+                )?;
+                (source_items.collected, target_items.collected)
+            }
+        };
+        let mut differences =
+            classify_keyed(&options.key_attributes, source_collected, target_collected);
         for (_, difference) in &differences {
             match difference.kind {
                 DifferenceKind::Missing => report.missing += 1,
@@ -1020,6 +1079,48 @@ pub async fn diff_table(
         report.verdict = Verdict::Failed;
     }
     Ok(report)
+}
+
+/// The target's items of the unequal buckets (`options.collect`), read by the keys of the
+/// source's items there, hashed; `None` (re-read the export) when the lookup fails or the
+/// fetched items do not give the export's digest of every one of those buckets: the target
+/// holds a key the source lacks, or the table changed since its export.
+async fn target_by_key(
+    lookup: &dyn ItemLookup,
+    options: &DigestOptions,
+    source_items: &[(ItemHash, Item)],
+    target_side: &BucketDigests,
+) -> Option<Vec<(ItemHash, Item)>> {
+    let mut keys: Vec<Item> = Vec::new();
+    let mut seen = HashSet::new();
+    for (hash, item) in source_items {
+        if seen.insert(hash.key) {
+            keys.push(key_only(&options.key_attributes, item.clone()));
+        }
+    }
+    let fetched = match lookup.get_items(&keys).await {
+        Ok(fetched) => fetched,
+        Err(err) => {
+            tracing::warn!("reading the target by key failed, re-reading the export: {err}");
+            return None;
+        }
+    };
+    let mut hasher = ItemHasher::new(options.key_attributes.clone());
+    let mut digests = BucketDigests::new(target_side.bits()).ok()?;
+    let mut hashed = Vec::with_capacity(fetched.len());
+    for item in fetched {
+        let hash = hasher.hash(&item).ok()?;
+        digests.add(hash);
+        hashed.push((hash, item));
+    }
+    let agrees = options
+        .collect
+        .iter()
+        .all(|&b| digests.buckets()[b] == target_side.buckets()[b]);
+    if !agrees {
+        tracing::info!("the target's items by key differ from its export: re-reading the export");
+    }
+    agrees.then_some(hashed)
 }
 
 /// Verifies every table and writes the report to [`report_key`].
