@@ -28,12 +28,18 @@
 #   ensure_checkov         print the path of a checkov $FERRY_CHECKOV_VERSION (default 3.3.30;
 #                          env overrides) in $FERRY_REPO/.venv, pip-installing it on first use
 #   ensure_openapi_validator  the same for openapi-spec-validator $FERRY_OPENAPI_VALIDATOR_VERSION
+#   ensure_cargo_lambda    print the path of `cargo-lambda` $FERRY_CARGO_LAMBDA_VERSION (default
+#                          1.9.2) in $FERRY_REPO/.venv, pip-installing it on first use
+#   ensure_schemathesis    print the path of `st` (schemathesis $FERRY_SCHEMATHESIS_VERSION,
+#                          default 4.32.5) in $FERRY_REPO/.venv, pip-installing it on first use
 #   tail_log FILE [N]      print the last N (40) lines of FILE on stderr, framed
 
 FERRY_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 FERRY_MOTO_VERSION="${FERRY_MOTO_VERSION:-5.2.1}"
 FERRY_CHECKOV_VERSION="${FERRY_CHECKOV_VERSION:-3.3.30}"
 FERRY_OPENAPI_VALIDATOR_VERSION="${FERRY_OPENAPI_VALIDATOR_VERSION:-0.9.0}"
+FERRY_CARGO_LAMBDA_VERSION="${FERRY_CARGO_LAMBDA_VERSION:-1.9.2}"
+FERRY_SCHEMATHESIS_VERSION="${FERRY_SCHEMATHESIS_VERSION:-4.32.5}"
 
 log() {
   printf '%s: %s\n' "${FERRY_LOG_NAME:-$(basename "$0")}" "$*" >&2
@@ -143,6 +149,33 @@ ensure_openapi_validator() {
   _ferry_venv_has_openapi_validator ||
     _ferry_venv_install _ferry_venv_has_openapi_validator "openapi-spec-validator==$FERRY_OPENAPI_VALIDATOR_VERSION"
   printf '%s\n' "$FERRY_REPO/.venv/bin/openapi-spec-validator"
+}
+
+# True when the venv's Python distribution $1 is installed at version $2 and $3 is executable.
+_ferry_venv_has_dist() {
+  [ -x "$3" ] &&
+    [ "$("$FERRY_REPO/.venv/bin/python" -c \
+      'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1" 2>/dev/null)" = "$2" ]
+}
+
+_ferry_venv_has_cargo_lambda() {
+  _ferry_venv_has_dist cargo-lambda "$FERRY_CARGO_LAMBDA_VERSION" "$FERRY_REPO/.venv/bin/cargo-lambda"
+}
+
+ensure_cargo_lambda() {
+  _ferry_venv_has_cargo_lambda ||
+    _ferry_venv_install _ferry_venv_has_cargo_lambda "cargo-lambda==$FERRY_CARGO_LAMBDA_VERSION"
+  printf '%s\n' "$FERRY_REPO/.venv/bin/cargo-lambda"
+}
+
+_ferry_venv_has_schemathesis() {
+  _ferry_venv_has_dist schemathesis "$FERRY_SCHEMATHESIS_VERSION" "$FERRY_REPO/.venv/bin/st"
+}
+
+ensure_schemathesis() {
+  _ferry_venv_has_schemathesis ||
+    _ferry_venv_install _ferry_venv_has_schemathesis "schemathesis==$FERRY_SCHEMATHESIS_VERSION"
+  printf '%s\n' "$FERRY_REPO/.venv/bin/st"
 }
 
 _ferry_venv_has_moto() {
