@@ -33,6 +33,9 @@
 #   ensure_schemathesis    print the path of `st` (schemathesis $FERRY_SCHEMATHESIS_VERSION,
 #                          default 4.32.5) in $FERRY_REPO/.venv, pip-installing it on first use
 #   tail_log FILE [N]      print the last N (40) lines of FILE on stderr, framed
+#   local_api_token GROUP...  print an HS256 JWT (1 h) for the api function served locally,
+#                          signed with $FERRY_API_LOCAL_JWT_SECRET, naming GROUPs in
+#                          `cognito:groups` (python3's standard library only)
 
 FERRY_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 FERRY_MOTO_VERSION="${FERRY_MOTO_VERSION:-5.2.1}"
@@ -293,4 +296,22 @@ tail_log() {
   else
     printf -- '(%s is empty or missing)\n' "$file" >&2
   fi
+}
+
+local_api_token() {
+  [ -n "${FERRY_API_LOCAL_JWT_SECRET:-}" ] || die "local_api_token: FERRY_API_LOCAL_JWT_SECRET is not set"
+  have python3 || die "local_api_token: python3 not found"
+  FERRY_API_LOCAL_JWT_SECRET="$FERRY_API_LOCAL_JWT_SECRET" python3 - "$@" <<'PY'
+import base64, hashlib, hmac, json, os, sys, time
+
+def part(data):
+    text = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(text).rstrip(b"=").decode()
+
+claims = {"sub": "local-developer", "cognito:groups": sys.argv[1:], "exp": int(time.time()) + 3600}
+signed = part({"alg": "HS256", "typ": "JWT"}) + "." + part(claims)
+key = os.environ["FERRY_API_LOCAL_JWT_SECRET"].encode()
+tag = hmac.new(key, signed.encode(), hashlib.sha256).digest()
+print(signed + "." + base64.urlsafe_b64encode(tag).rstrip(b"=").decode())
+PY
 }

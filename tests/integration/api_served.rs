@@ -222,7 +222,10 @@ async fn the_api_served_by_cargo_lambda_watch_answers_over_http_and_passes_schem
     let (status, _) = http.call("GET", "/connections", Some(&forged), None).await;
     assert_eq!(status, 401);
 
-    let hotels = token(LOCAL_SECRET, &["hotels"]);
+    // The README's way to get a token (scripts/lib/common.sh), checked by the function.
+    let hotels = venv_tool(&format!(
+        "FERRY_API_LOCAL_JWT_SECRET={LOCAL_SECRET} local_api_token hotels"
+    ));
     let (status, body) = http
         .call("POST", "/migrations", Some(&hotels), Some(&api.spec_text))
         .await;
