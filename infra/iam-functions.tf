@@ -200,11 +200,12 @@ data "aws_iam_policy_document" "github_run" {
 }
 
 data "aws_iam_policy_document" "api" {
+  # Scan: deleting a stored connection first looks for a migration whose spec uses it.
   statement {
     sid = "StateRecords"
     actions = [
       "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
+      "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan",
     ]
     resources = local.state_table_arns
   }

@@ -32,6 +32,15 @@ have terraform || die "terraform not found: the infra tests need Terraform >= 1.
 log "installing checkov and openapi-spec-validator into .venv if missing (pip; tests run them)"
 ensure_checkov >/dev/null
 ensure_openapi_validator >/dev/null
+# tests/integration/api_served.rs serves the api function over HTTP with
+# `cargo lambda watch --only-lambda-apis` (the api binary of the build below, so nothing is
+# rebuilt) and runs, with a valid local token, both modes of
+#   st run docs/openapi.yaml --url http://127.0.0.1:PORT --header "Authorization: Bearer $TOKEN" \
+#     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
+# It fails (never skips) when these two cannot be installed.
+log "installing cargo-lambda into .venv and schemathesis into .venv-schemathesis if missing (pip; the served-API test runs them)"
+ensure_cargo_lambda >/dev/null
+ensure_schemathesis >/dev/null
 
 log "building (the CLI tests run the ferry binary)"
 cargo build --workspace --all-targets --locked

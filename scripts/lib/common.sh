@@ -28,12 +28,21 @@
 #   ensure_checkov         print the path of a checkov $FERRY_CHECKOV_VERSION (default 3.3.30;
 #                          env overrides) in $FERRY_REPO/.venv, pip-installing it on first use
 #   ensure_openapi_validator  the same for openapi-spec-validator $FERRY_OPENAPI_VALIDATOR_VERSION
+#   ensure_cargo_lambda    print the path of `cargo-lambda` $FERRY_CARGO_LAMBDA_VERSION (default
+#                          1.9.2) in $FERRY_REPO/.venv, pip-installing it on first use
+#   ensure_schemathesis    print the path of `st` (schemathesis $FERRY_SCHEMATHESIS_VERSION,
+#                          default 4.32.5) in $FERRY_REPO/.venv-schemathesis, pip-installing it on first use
 #   tail_log FILE [N]      print the last N (40) lines of FILE on stderr, framed
+#   local_api_token GROUP...  print an HS256 JWT (1 h) for the api function served locally,
+#                          signed with $FERRY_API_LOCAL_JWT_SECRET, naming GROUPs in
+#                          `cognito:groups` (python3's standard library only)
 
 FERRY_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 FERRY_MOTO_VERSION="${FERRY_MOTO_VERSION:-5.2.1}"
 FERRY_CHECKOV_VERSION="${FERRY_CHECKOV_VERSION:-3.3.30}"
 FERRY_OPENAPI_VALIDATOR_VERSION="${FERRY_OPENAPI_VALIDATOR_VERSION:-0.9.0}"
+FERRY_CARGO_LAMBDA_VERSION="${FERRY_CARGO_LAMBDA_VERSION:-1.9.2}"
+FERRY_SCHEMATHESIS_VERSION="${FERRY_SCHEMATHESIS_VERSION:-4.32.5}"
 
 log() {
   printf '%s: %s\n' "${FERRY_LOG_NAME:-$(basename "$0")}" "$*" >&2
@@ -145,6 +154,39 @@ ensure_openapi_validator() {
   printf '%s\n' "$FERRY_REPO/.venv/bin/openapi-spec-validator"
 }
 
+# True when the Python distribution $1 is installed at version $2 in the venv whose bin/ holds
+# the executable $3.
+_ferry_venv_has_dist() {
+  [ -x "$3" ] &&
+    [ "$("$(dirname "$3")/python" -c \
+      'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1" 2>/dev/null)" = "$2" ]
+}
+
+_ferry_venv_has_cargo_lambda() {
+  _ferry_venv_has_dist cargo-lambda "$FERRY_CARGO_LAMBDA_VERSION" "$FERRY_REPO/.venv/bin/cargo-lambda"
+}
+
+ensure_cargo_lambda() {
+  _ferry_venv_has_cargo_lambda ||
+    _ferry_venv_install _ferry_venv_has_cargo_lambda "cargo-lambda==$FERRY_CARGO_LAMBDA_VERSION"
+  printf '%s\n' "$FERRY_REPO/.venv/bin/cargo-lambda"
+}
+
+# schemathesis has a venv of its own: it brings pytest, which needs packaging >= 24, and checkov
+# needs packaging < 24.
+FERRY_SCHEMATHESIS_VENV="$FERRY_REPO/.venv-schemathesis"
+
+_ferry_venv_has_schemathesis() {
+  _ferry_venv_has_dist schemathesis "$FERRY_SCHEMATHESIS_VERSION" "$FERRY_SCHEMATHESIS_VENV/bin/st"
+}
+
+ensure_schemathesis() {
+  _ferry_venv_has_schemathesis ||
+    _ferry_venv_install _ferry_venv_has_schemathesis "schemathesis==$FERRY_SCHEMATHESIS_VERSION" \
+      "$FERRY_SCHEMATHESIS_VENV"
+  printf '%s\n' "$FERRY_SCHEMATHESIS_VENV/bin/st"
+}
+
 _ferry_venv_has_moto() {
   [ -x "$FERRY_REPO/.venv/bin/python" ] && _ferry_python_has_moto "$FERRY_REPO/.venv/bin/python"
 }
@@ -153,11 +195,11 @@ _ferry_venv_has_checkov() {
   _ferry_checkov_ok "$FERRY_REPO/.venv/bin/checkov"
 }
 
-# _ferry_venv_install CHECK REQUIREMENT: pip-installs REQUIREMENT into $FERRY_REPO/.venv
-# (creating it first) unless the function CHECK says it is there. One installer at a time:
-# several scripts and test processes may ask at once.
+# _ferry_venv_install CHECK REQUIREMENT [VENV]: pip-installs REQUIREMENT into VENV (default
+# $FERRY_REPO/.venv; created first) unless the function CHECK says it is there. One installer at
+# a time: several scripts and test processes may ask at once.
 _ferry_venv_install() {
-  local check="$1" requirement="$2" venv="$FERRY_REPO/.venv" sys_py
+  local check="$1" requirement="$2" venv="${3:-$FERRY_REPO/.venv}" sys_py
   sys_py="$(command -v python3 || true)"
   if [ -z "$sys_py" ]; then
     apt_install python3 python3-venv
@@ -260,4 +302,22 @@ tail_log() {
   else
     printf -- '(%s is empty or missing)\n' "$file" >&2
   fi
+}
+
+local_api_token() {
+  [ -n "${FERRY_API_LOCAL_JWT_SECRET:-}" ] || die "local_api_token: FERRY_API_LOCAL_JWT_SECRET is not set"
+  have python3 || die "local_api_token: python3 not found"
+  FERRY_API_LOCAL_JWT_SECRET="$FERRY_API_LOCAL_JWT_SECRET" python3 - "$@" <<'PY'
+import base64, hashlib, hmac, json, os, sys, time
+
+def part(data):
+    text = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(text).rstrip(b"=").decode()
+
+claims = {"sub": "local-developer", "cognito:groups": sys.argv[1:], "exp": int(time.time()) + 3600}
+signed = part({"alg": "HS256", "typ": "JWT"}) + "." + part(claims)
+key = os.environ["FERRY_API_LOCAL_JWT_SECRET"].encode()
+tag = hmac.new(key, signed.encode(), hashlib.sha256).digest()
+print(signed + "." + base64.urlsafe_b64encode(tag).rstrip(b"=").decode())
+PY
 }

@@ -11,13 +11,14 @@ use ferry_handlers::context::ApiConfig;
 use ferry_handlers::{Config, Context, Function};
 use serde_json::{json, Value};
 
-struct Api {
-    cx: Context,
-    spec_name: String,
-    spec_text: String,
+pub(crate) struct Api {
+    pub(crate) cx: Context,
+    pub(crate) spec_name: String,
+    pub(crate) spec_text: String,
+    pub(crate) state_table: String,
 }
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = ferry_tests::repo_root().join(format!("tests/fixtures/api/{name}.json"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -37,7 +38,15 @@ fn event(caller: &str, method: &str, target: &str, body: Option<&str>) -> Value 
 }
 
 impl Api {
-    async fn new(state_machine: Option<String>) -> Api {
+    pub(crate) async fn new(state_machine: Option<String>) -> Api {
+        Api::with(state_machine, |_| {}).await
+    }
+
+    /// An API over a fresh state table and bucket, its settings changed by `configure`.
+    pub(crate) async fn with(
+        state_machine: Option<String>,
+        configure: impl FnOnce(&mut ApiConfig),
+    ) -> Api {
         let sdk = ferry_tests::aws_config().await;
         let prefix = ferry_tests::unique_name("api");
         let (_, bucket) = ferry_tests::s3_bucket(&prefix).await;
@@ -46,16 +55,15 @@ impl Api {
             .create_table_if_missing()
             .await
             .unwrap();
+        let mut api_config = ApiConfig::new("a-test-key-of-some-length");
+        api_config.connection_secret_prefix = format!("{prefix}/connections/");
+        configure(&mut api_config);
         let cx = Context::from_aws(
             &Config {
-                state_table,
+                state_table: state_table.clone(),
                 bucket,
                 migration_state_machine: state_machine,
-                api: Some(ApiConfig {
-                    token_key: "a-test-key-of-some-length".into(),
-                    groups_claim: "cognito:groups".into(),
-                    admin_group: "ferry-admins".into(),
-                }),
+                api: Some(api_config),
             },
             &sdk,
         );
@@ -72,11 +80,12 @@ impl Api {
             cx,
             spec_name,
             spec_text,
+            state_table,
         }
     }
 
     /// Calls the api function as Lambda would: the event in, API Gateway's response out.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         caller: &str,
         method: &str,
@@ -94,7 +103,16 @@ impl Api {
     }
 }
 
-async fn create_state_machine(name: &str) -> String {
+pub(crate) async fn create_state_machine(name: &str) -> String {
+    create_state_machine_with(
+        name,
+        json!({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": true}}}),
+    )
+    .await
+}
+
+/// A state machine in the emulator running `definition`.
+pub(crate) async fn create_state_machine_with(name: &str, definition: Value) -> String {
     let sdk = ferry_tests::aws_config().await;
     let out = sfn_local::AwsDispatcher::new(&sdk)
         .call(
@@ -102,7 +120,7 @@ async fn create_state_machine(name: &str) -> String {
             &json!({
                 "name": name,
                 "roleArn": "arn:aws:iam::123456789012:role/ferry-test",
-                "definition": json!({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": true}}}).to_string(),
+                "definition": definition.to_string(),
             }),
         )
         .await
@@ -119,7 +137,7 @@ async fn executions_of(state_machine: &str) -> usize {
     let out = sfn_local::AwsDispatcher::new(&sdk)
         .call(
             "arn:aws:states:::aws-sdk:sfn:listExecutions",
-            &json!({"stateMachineArn": state_machine}),
+            &json!({"StateMachineArn": state_machine}),
         )
         .await
         .expect("ListExecutions");
@@ -399,7 +417,24 @@ async fn a_start_step_functions_refuses_is_recorded_failed_with_the_reason() {
 
 /// Everything the process logs, for searching.
 #[derive(Clone, Default)]
-struct LogCapture(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct LogCapture(pub(crate) Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Captures every log line of this test process (nextest runs each test in its own).
+    pub(crate) fn install() -> LogCapture {
+        let logs = LogCapture::default();
+        let writer = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .try_init();
+        logs
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
 
 impl Write for LogCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -413,13 +448,7 @@ impl Write for LogCapture {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_connection_reports_every_check_and_never_the_password() {
-    let logs = LogCapture::default();
-    let writer = logs.clone();
-    // nextest runs each test in its own process: this subscriber sees only this test.
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .try_init();
+    let logs = LogCapture::install();
     let api = Api::new(None).await;
     let (db, client) = ferry_tests::database(
         "conn",
@@ -548,7 +577,7 @@ async fn test_connection_reports_every_check_and_never_the_password() {
         "{body}"
     );
 
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(!logged.is_empty(), "the handlers log");
     assert!(
         !logged.contains(PASSWORD),
@@ -558,7 +587,7 @@ async fn test_connection_reports_every_check_and_never_the_password() {
 }
 
 /// A tool of the project's Python virtualenv, installed by `scripts/lib/common.sh` if missing.
-fn venv_tool(ensure: &str) -> String {
+pub(crate) fn venv_tool(ensure: &str) -> String {
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!("source scripts/lib/common.sh && {ensure}"))

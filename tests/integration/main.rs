@@ -2,6 +2,8 @@
 //! started by the harness (`ferry_tests`). Each test works in its own database or table.
 
 mod api;
+mod api_records;
+mod api_served;
 mod bootstrap;
 mod cli;
 mod definitions;

@@ -61,6 +61,10 @@ catalogue! {
         "The status change is not allowed from the record's current status (see the run model).";
     RunStillProcessing = "RUN_STILL_PROCESSING", 409, "Ferry.RunStillProcessing",
         "The run is still PROCESSING, so its record cannot be deleted yet.";
+    ConnectionInUse = "CONNECTION_IN_USE", 409, "Ferry.ConnectionInUse",
+        "A stored migration's spec reads its source through this connection's secret, so the connection cannot be deleted.";
+    TransferStillProcessing = "TRANSFER_STILL_PROCESSING", 409, "Ferry.TransferStillProcessing",
+        "The export or import is still PROCESSING, so its record cannot be deleted yet.";
     TargetNotEmpty = "TARGET_NOT_EMPTY", 409, "Ferry.TargetNotEmpty",
         "A target DynamoDB table already exists; ImportTable always creates a new table.";
     ImportFailed = "IMPORT_FAILED", 502, "Ferry.ImportFailed",

@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod check_clone;
 pub mod clone;
 pub mod compare;
+pub mod connections;
 pub mod context;
 pub mod executions;
 pub mod lambda;
@@ -20,6 +21,7 @@ pub mod source;
 pub mod start;
 pub mod targets;
 pub mod test_connection;
+pub mod transfers;
 
 use ferry_core::{Error, ErrorCode, Result};
 use serde::de::DeserializeOwned;

@@ -107,7 +107,15 @@ async fn password(request: &Request, secrets: Option<&dyn SecretReader>) -> Resu
         (None, Some(arn)) => {
             let secrets = secrets
                 .ok_or_else(|| Error::new(ErrorCode::Configuration, "no Secrets Manager client"))?;
-            let text = secrets.secret_string(arn).await?;
+            // The caller named this secret: one that cannot be read is their input's fault (400),
+            // and the reason stays in the log.
+            let text = secrets.secret_string(arn).await.map_err(|err| {
+                tracing::info!(error = %err.detail(), "secret_arn unreadable");
+                Error::new(
+                    ErrorCode::InvalidInput,
+                    format!("secret_arn: {}", err.message()),
+                )
+            })?;
             // The RDS form keeps the password under "password"; else the string is it.
             Ok(serde_json::from_str::<serde_json::Value>(&text)
                 .ok()

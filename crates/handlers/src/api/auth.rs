@@ -1,10 +1,55 @@
 //! Who is calling: the groups in the JWT authorizer's claims. A caller sees and changes only
 //! its groups' objects; the admin group sees all. No claims at all is 401.
+//!
+//! Served locally (`cargo lambda watch`) there is no authorizer. Only when
+//! `FERRY_API_LOCAL_JWT_SECRET` is set does the function verify an HS256 bearer token itself
+//! ([`LocalTokens`]) and take its claims; the authorizer's claims always come first.
 
 use std::collections::HashMap;
 
 use ferry_core::{Error, ErrorCode, Result};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
+
+fn unauthorized() -> Error {
+    Error::new(ErrorCode::Unauthorized, "a valid bearer token is required")
+}
+
+/// Verifies the HS256 tokens of local serving: signature, `exp` (required) and `nbf`.
+#[derive(Clone)]
+pub struct LocalTokens {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl LocalTokens {
+    pub fn new(secret: &str) -> LocalTokens {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        LocalTokens {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    /// The claims of `authorization` (`Bearer <jwt>`); a missing, malformed, forged or
+    /// expired token is 401 (the reason goes to the log, not to the caller).
+    pub fn claims(&self, authorization: Option<&str>) -> Result<HashMap<String, Value>> {
+        let token = authorization
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(unauthorized)?;
+        jsonwebtoken::decode::<HashMap<String, Value>>(token.trim(), &self.key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|err| {
+                tracing::info!(reason = %err, "local bearer token refused");
+                unauthorized()
+            })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSettings {
@@ -29,9 +74,7 @@ impl Caller {
 
 impl AuthSettings {
     pub fn caller(&self, claims: Option<&HashMap<String, Value>>) -> Result<Caller> {
-        let claims = claims.filter(|c| !c.is_empty()).ok_or_else(|| {
-            Error::new(ErrorCode::Unauthorized, "a valid bearer token is required")
-        })?;
+        let claims = claims.filter(|c| !c.is_empty()).ok_or_else(unauthorized)?;
         let groups = match claims.get(&self.groups_claim) {
             Some(Value::Array(items)) => items
                 .iter()
@@ -80,5 +123,34 @@ mod tests {
         assert!(caller.may_see("hotels") && !caller.may_see("flights"));
         let err = settings().caller(None).unwrap_err();
         assert_eq!(err.code(), ErrorCode::Unauthorized);
+    }
+
+    #[test]
+    fn local_tokens_must_be_signed_with_the_secret_and_unexpired() {
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        let secret = "a-local-secret-of-at-least-32-chars!";
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let sign = |secret: &str, exp: i64| {
+            let token = encode(
+                &Header::new(Algorithm::HS256),
+                &json!({"sub": "dev", "cognito:groups": ["hotels"], "exp": exp}),
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap();
+            format!("Bearer {token}")
+        };
+        let tokens = LocalTokens::new(secret);
+        let claims = tokens.claims(Some(&sign(secret, exp))).unwrap();
+        assert!(settings().caller(Some(&claims)).unwrap().may_see("hotels"));
+        for refused in [
+            Some(sign("another-secret-of-at-least-32-chars!!", exp)),
+            Some(sign(secret, exp - 3600)),
+            Some("Bearer not.a.token".to_string()),
+            Some("Basic abc".to_string()),
+            None,
+        ] {
+            let err = tokens.claims(refused.as_deref()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Unauthorized, "{refused:?}");
+        }
     }
 }

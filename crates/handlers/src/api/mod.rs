@@ -5,6 +5,7 @@
 
 mod auth;
 mod page;
+pub mod records;
 
 use std::collections::HashMap;
 
@@ -14,17 +15,24 @@ use ferry_core::{Error, ErrorCode, Result, RunId, RunStatus, Spec};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-pub use auth::{AuthSettings, Caller};
+pub use auth::{AuthSettings, Caller, LocalTokens};
 pub use page::PageTokens;
 
 use crate::poll_status::{finish, Ending};
 use crate::Context;
+use records::{Collection, RecordFilter};
 
-/// What the API needs besides the ports: who may do what, and the page token key.
+/// What the API needs besides the ports: who may do what, the page token key, where
+/// connection secrets go and which machines transfers start.
 #[derive(Clone)]
 pub struct ApiSettings {
     pub auth: AuthSettings,
     pub pages: PageTokens,
+    /// Only when `FERRY_API_LOCAL_JWT_SECRET` is set (local serving).
+    pub local_tokens: Option<LocalTokens>,
+    pub connection_secret_prefix: String,
+    pub export_state_machine: Option<String>,
+    pub import_state_machine: Option<String>,
 }
 
 impl ApiSettings {
@@ -35,6 +43,10 @@ impl ApiSettings {
                 admin_group: config.admin_group.clone(),
             },
             pages: PageTokens::new(config.token_key.as_bytes()),
+            local_tokens: config.local_jwt_secret.as_deref().map(LocalTokens::new),
+            connection_secret_prefix: config.connection_secret_prefix.clone(),
+            export_state_machine: config.export_state_machine.clone(),
+            import_state_machine: config.import_state_machine.clone(),
         }
     }
 }
@@ -45,8 +57,12 @@ impl ApiSettings {
 pub struct HttpApiEvent {
     #[serde(default)]
     pub raw_path: String,
+    /// Absent or `null` (as `cargo lambda watch` sends it) when there is no query.
     #[serde(default)]
-    pub raw_query_string: String,
+    pub raw_query_string: Option<String>,
+    /// Header names in lower case (API Gateway's and `cargo lambda watch`'s form).
+    #[serde(default)]
+    pub headers: HashMap<String, String>,
     #[serde(default)]
     pub body: Option<String>,
     #[serde(default)]
@@ -91,6 +107,8 @@ pub struct ApiRequest {
     pub body: Option<String>,
     /// The JWT authorizer's claims; `None` when the request carried no valid token.
     pub claims: Option<HashMap<String, Value>>,
+    /// The `Authorization` header, read only in local mode when there are no claims.
+    pub authorization: Option<String>,
 }
 
 impl ApiRequest {
@@ -107,7 +125,7 @@ impl ApiRequest {
             ),
             (body, _) => body,
         };
-        let query = form_urlencoded::parse(event.raw_query_string.as_bytes())
+        let query = form_urlencoded::parse(event.raw_query_string.unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         Ok(ApiRequest {
@@ -120,6 +138,7 @@ impl ApiRequest {
                 .authorizer
                 .and_then(|a| a.jwt)
                 .map(|jwt| jwt.claims),
+            authorization: event.headers.get("authorization").cloned(),
         })
     }
 }
@@ -153,6 +172,8 @@ impl ApiResponse {
             "headers": {"content-type": "application/json"},
             "isBase64Encoded": false,
             "body": self.body.to_string(),
+            // API Gateway reads it as optional; cargo lambda watch requires it.
+            "cookies": [],
         })
     }
 }
@@ -205,8 +226,62 @@ fn json_body<T: serde::de::DeserializeOwned>(request: &ApiRequest) -> Result<T> 
     })
 }
 
+/// The caller: from the authorizer's claims, or else (local mode only) from a bearer token
+/// the function verifies itself.
+fn caller(settings: &ApiSettings, request: &ApiRequest) -> Result<Caller> {
+    let from_authorizer = request.claims.as_ref().filter(|c| !c.is_empty());
+    match (from_authorizer, &settings.local_tokens) {
+        (None, Some(local)) => {
+            let claims = local.claims(request.authorization.as_deref())?;
+            settings.auth.caller(Some(&claims))
+        }
+        (claims, _) => settings.auth.caller(claims),
+    }
+}
+
+fn limit_param(request: &ApiRequest) -> Result<u32> {
+    match request.query.get("limit") {
+        None => Ok(20),
+        Some(text) => match text.parse::<u32>() {
+            Ok(n @ 1..=100) => Ok(n),
+            _ => Err(Error::new(
+                ErrorCode::InvalidInput,
+                "limit: must be a number from 1 to 100",
+            )),
+        },
+    }
+}
+
+/// The listing a page token belongs to: the route, its filter, and whose view it is, so a
+/// token is only good for the listing and the caller's groups it came from.
+fn page_scope(caller: &Caller, listing: &str) -> String {
+    if caller.admin {
+        format!("{listing}:*")
+    } else {
+        let mut groups = caller.groups.clone();
+        groups.sort();
+        format!("{listing}:{}", groups.join(","))
+    }
+}
+
+fn after_token(
+    settings: &ApiSettings,
+    request: &ApiRequest,
+    scope: &str,
+) -> Result<Option<ferry_core::state::PageKey>> {
+    request
+        .query
+        .get("next_token")
+        .map(|token| settings.pages.read(token, scope))
+        .transpose()
+}
+
+fn group_filter(caller: &Caller) -> Option<Vec<String>> {
+    (!caller.admin).then(|| caller.groups.clone())
+}
+
 async fn route(cx: &Context, settings: &ApiSettings, request: ApiRequest) -> Result<ApiResponse> {
-    let caller = settings.auth.caller(request.claims.as_ref())?;
+    let caller = caller(settings, &request)?;
     let segments: Vec<&str> = request
         .path
         .trim_matches('/')
@@ -218,6 +293,82 @@ async fn route(cx: &Context, settings: &ApiSettings, request: ApiRequest) -> Res
             let body = json_body(&request)?;
             let answer = crate::test_connection::handle(cx, body).await?;
             Ok(ApiResponse::ok(200, answer))
+        }
+        ("POST", ["connections"]) => {
+            let record =
+                crate::connections::create(cx, settings, &caller, json_body(&request)?).await?;
+            Ok(ApiResponse::ok(201, record))
+        }
+        ("GET", ["connections"]) => {
+            let limit = limit_param(&request)?;
+            let scope = page_scope(&caller, "connections");
+            let after = after_token(settings, &request, &scope)?;
+            let filter = RecordFilter {
+                groups: group_filter(&caller),
+                statuses: None,
+            };
+            let page = cx
+                .records
+                .page(Collection::Connections, &filter, limit, after)
+                .await?;
+            Ok(ApiResponse::ok(
+                200,
+                json!({
+                    "connections": page.items,
+                    "next_token": page.next.map(|key| settings.pages.issue(&key, &scope)),
+                }),
+            ))
+        }
+        ("DELETE", ["connections", id]) => {
+            let record = crate::connections::delete(cx, &caller, id).await?;
+            Ok(ApiResponse::ok(200, json!({"deleted": record.id})))
+        }
+        ("POST", ["exports"]) => {
+            let record =
+                crate::transfers::start_export(cx, settings, &caller, json_body(&request)?).await?;
+            Ok(ApiResponse::ok(202, record))
+        }
+        ("POST", ["imports"]) => {
+            let record =
+                crate::transfers::start_import(cx, settings, &caller, json_body(&request)?).await?;
+            Ok(ApiResponse::ok(202, record))
+        }
+        ("GET", ["transfers"]) => {
+            let limit = limit_param(&request)?;
+            let status = crate::transfers::status_filter(request.query.get("status"))?;
+            let scope = page_scope(
+                &caller,
+                &format!("transfers:{}", status.map(|s| s.as_str()).unwrap_or("*")),
+            );
+            let after = after_token(settings, &request, &scope)?;
+            // A stored PROCESSING record may have ended since: read those too, follow their
+            // executions, and keep what matches.
+            let filter = RecordFilter {
+                groups: group_filter(&caller),
+                statuses: status.map(|s| {
+                    let mut statuses = vec![s.as_str().to_string()];
+                    if s != RunStatus::Processing {
+                        statuses.push(RunStatus::Processing.as_str().to_string());
+                    }
+                    statuses
+                }),
+            };
+            let page = cx
+                .records
+                .page(Collection::Transfers, &filter, limit, after)
+                .await?;
+            let transfers = crate::transfers::followed(cx, page.items, status).await?;
+            Ok(ApiResponse::ok(
+                200,
+                json!({
+                    "transfers": transfers,
+                    "next_token": page.next.map(|key| settings.pages.issue(&key, &scope)),
+                }),
+            ))
+        }
+        ("DELETE", ["transfers", id]) => {
+            let record = crate::transfers::delete(cx, &caller, id).await?;
+            Ok(ApiResponse::ok(200, json!({"deleted": record.id})))
         }
         ("POST", ["migrations"]) => put_migration(cx, &caller, &request).await,
         ("GET", ["migrations", name]) => {
@@ -264,22 +415,8 @@ async fn route(cx: &Context, settings: &ApiSettings, request: ApiRequest) -> Res
         }
         ("GET", ["migrations", name, "runs"]) => {
             visible_migration(cx, &caller, name).await?;
-            let limit = match request.query.get("limit") {
-                None => 20,
-                Some(text) => match text.parse::<u32>() {
-                    Ok(n @ 1..=100) => n,
-                    _ => {
-                        return Err(Error::new(
-                            ErrorCode::InvalidInput,
-                            "limit: must be a number from 1 to 100",
-                        ))
-                    }
-                },
-            };
-            let after = match request.query.get("next_token") {
-                Some(token) => Some(settings.pages.read(token, &format!("runs:{name}"))?),
-                None => None,
-            };
+            let limit = limit_param(&request)?;
+            let after = after_token(settings, &request, &format!("runs:{name}"))?;
             let page = cx.store.runs(name, limit, after).await?;
             let next = page
                 .next
