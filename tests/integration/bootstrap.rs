@@ -533,6 +533,46 @@ fn walk(dir: &Path) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn wide_numbers_are_strings_where_the_spec_lists_the_column() {
+    let (_db, client) = database(ALL_TYPES).await;
+    let wide = "1234567890123456789012345678901234567891.5";
+    client
+        .batch_execute(&format!(
+            "UPDATE all_types SET wide = {wide} WHERE id = 1; UPDATE all_types SET wide = 7.25 WHERE id = 2"
+        ))
+        .await
+        .unwrap();
+    let mut spec = table("AllTypes");
+    spec.wide_numbers_as_string = vec!["wide".into()];
+    let (source, mapper) = prepare(&client, &spec).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = LocalDirSink::new(dir.path());
+    let chunk = single_chunk("run-w", &spec, "shard-01");
+    let options = ExtractOptions::default();
+    let manifest = extract_chunk(&client, &source, &mapper, &chunk, &options, &sink)
+        .await
+        .unwrap();
+    assert_eq!(manifest.rows, 2);
+    let items = gunzip_items(&std::fs::read(dir.path().join(chunk.object_key())).unwrap());
+    let wide_of = |pk: &str| {
+        items
+            .iter()
+            .find(|item| item.get("pk") == Some(&AttributeValue::S(pk.into())))
+            .and_then(|item| item.get("wide").cloned())
+    };
+    assert_eq!(wide_of("ROW#1"), Some(AttributeValue::S(wide.into())));
+    assert_eq!(wide_of("ROW#2"), Some(AttributeValue::N("7.25".into())));
+
+    // A column that is not numeric is refused before any row is read.
+    spec.wide_numbers_as_string = vec!["dbl".into()];
+    let err = ItemMapper::new(&spec, &source.columns).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "table \"AllTypes\", column \"dbl\": wide_numbers_as_string lists only numeric columns, not float8"
+    );
+}
+
+#[tokio::test]
 async fn bad_values_fail_naming_table_column_and_key() {
     let cases = [
         (
