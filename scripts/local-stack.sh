@@ -17,8 +17,12 @@
 #   FERRY_MOTO_PORT    moto port (default: a free one)
 #   FERRY_MOTO_PYTHON  python to run moto with (default: see ensure_python_moto in lib/common.sh)
 #
-# State dir: env, lock, pgdata/, pgsock/ (unix socket), postgres.log, initdb.log,
-# moto.log, moto.pid, pg.port, moto.port, pg.bindir, moto.python.
+# State dir: env, lock, pgdata/, pgsock/ (unix socket), tls/ (a throwaway CA and the
+# server's certificate), postgres.log, initdb.log, moto.log, moto.pid, pg.port, moto.port,
+# pg.bindir, moto.python.
+# PostgreSQL accepts TLS (ssl = on) with a certificate for localhost and 127.0.0.1 signed by
+# the CA in tls/ca.crt, which the env file names as FERRY_PG_CA_FILE; plain connections
+# work as before.
 # As root, PostgreSQL runs as the `postgres` user (it refuses to run as root).
 set -euo pipefail
 
@@ -34,6 +38,7 @@ ENV_FILE="$STATE/env"
 PG_DATA="$STATE/pgdata"
 PG_SOCK="$STATE/pgsock"
 PG_LOG="$STATE/postgres.log"
+PG_TLS="$STATE/tls"
 MOTO_LOG="$STATE/moto.log"
 MOTO_PID_FILE="$STATE/moto.pid"
 # The lock is held on fd 9. Every long-lived child (postgres, moto) is started with fd 9
@@ -213,6 +218,47 @@ log_timezone = 'UTC'
 EOF
 }
 
+# A CA and a server certificate for localhost / 127.0.0.1 (EC P-256, 10 years), made once
+# per state dir, and `ssl = on` in the cluster's configuration (also for a cluster that was
+# initialised before TLS was added here).
+ensure_pg_tls() {
+  local conf="$PG_DATA/postgresql.conf" ext
+  if [ ! -s "$PG_TLS/ca.crt" ] || [ ! -s "$PG_TLS/server.crt" ] || [ ! -s "$PG_TLS/server.key" ]; then
+    have openssl || apt_install openssl
+    log "making a throwaway CA and a server certificate in $PG_TLS"
+    rm -rf "$PG_TLS"
+    mkdir -p "$PG_TLS"
+    chmod 755 "$PG_TLS"
+    ext="$PG_TLS/server.ext"
+    printf '%s\n' 'subjectAltName = DNS:localhost, IP:127.0.0.1' 'basicConstraints = critical, CA:FALSE' \
+      'keyUsage = critical, digitalSignature' 'extendedKeyUsage = serverAuth' >"$ext"
+    if ! {
+      openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$PG_TLS/ca.key" -out "$PG_TLS/ca.crt" -days 3650 -subj '/CN=ferry local test CA' \
+        -addext 'basicConstraints = critical, CA:TRUE' -addext 'keyUsage = critical, keyCertSign, cRLSign' &&
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+          -keyout "$PG_TLS/server.key" -out "$PG_TLS/server.csr" -subj '/CN=localhost' &&
+        openssl x509 -req -in "$PG_TLS/server.csr" -CA "$PG_TLS/ca.crt" -CAkey "$PG_TLS/ca.key" \
+          -CAcreateserial -days 3650 -extfile "$ext" -out "$PG_TLS/server.crt"
+    } >"$PG_TLS/openssl.log" 2>&1; then
+      tail_log "$PG_TLS/openssl.log"
+      die "making the TLS certificates failed"
+    fi
+    chmod 644 "$PG_TLS/ca.crt" "$PG_TLS/server.crt"
+    chmod 600 "$PG_TLS/server.key" "$PG_TLS/ca.key"
+    if is_root; then chown postgres: "$PG_TLS/server.key" "$PG_TLS/server.crt"; fi
+  fi
+  if ! grep -q '^# --- ferry local stack: TLS' "$conf"; then
+    cat >>"$conf" <<EOF
+
+# --- ferry local stack: TLS (certificates in $PG_TLS) ---
+ssl = on
+ssl_cert_file = '$PG_TLS/server.crt'
+ssl_key_file = '$PG_TLS/server.key'
+EOF
+  fi
+}
+
 # A postmaster recorded in pgdata that is not (yet) answering: if it is alive (starting,
 # recovering), wait up to 60 s for it and return 1 when it became ready (reuse it); if it
 # has exited but not been reaped yet, wait up to 10 s for it to go (else the new
@@ -261,6 +307,7 @@ start_pg() {
   else
     init_pg "$bindir" "$version"
   fi
+  ensure_pg_tls
   for attempt in 1 2 3; do
     port="$(choose_port "${FERRY_PG_PORT:-}" "$STATE/pg.port")"
     offset="$(file_size "$PG_LOG")"
@@ -387,6 +434,7 @@ write_env() {
     echo "export AWS_DEFAULT_REGION=us-east-1"
     printf 'export FERRY_LOCAL_DIR=%q\n' "$STATE"
     printf 'export FERRY_PG_BINDIR=%q\n' "$(pg_bindir)"
+    printf 'export FERRY_PG_CA_FILE=%q\n' "$PG_TLS/ca.crt"
   } >"$tmp"
   chmod 644 "$tmp"
   mv -f "$tmp" "$ENV_FILE"

@@ -21,6 +21,8 @@ pub struct Services {
     /// The AWS emulator's endpoint.
     pub aws_endpoint: String,
     pub aws_region: String,
+    /// The CA that signed the test PostgreSQL's TLS certificate (`FERRY_PG_CA_FILE`).
+    pub pg_ca_file: Option<String>,
 }
 
 impl Services {
@@ -50,16 +52,23 @@ pub fn services() -> &'static Services {
     SERVICES.get_or_init(|| {
         let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let env = match (from_env("FERRY_DATABASE_URL"), from_env("AWS_ENDPOINT_URL")) {
-            (Some(database_url), Some(aws_endpoint)) => HashMap::from([
-                ("FERRY_DATABASE_URL".to_string(), database_url),
-                ("AWS_ENDPOINT_URL".to_string(), aws_endpoint),
-            ]),
+            (Some(database_url), Some(aws_endpoint)) => {
+                let mut env = HashMap::from([
+                    ("FERRY_DATABASE_URL".to_string(), database_url),
+                    ("AWS_ENDPOINT_URL".to_string(), aws_endpoint),
+                ]);
+                if let Some(ca) = from_env("FERRY_PG_CA_FILE") {
+                    env.insert("FERRY_PG_CA_FILE".to_string(), ca);
+                }
+                env
+            }
             _ => start_local_stack(),
         };
         Services {
             database_url: env["FERRY_DATABASE_URL"].clone(),
             aws_endpoint: env["AWS_ENDPOINT_URL"].clone(),
             aws_region: from_env("AWS_REGION").unwrap_or_else(|| "us-east-1".to_string()),
+            pg_ca_file: env.get("FERRY_PG_CA_FILE").cloned(),
         }
     })
 }

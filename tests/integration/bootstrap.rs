@@ -9,14 +9,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types as ddb;
+use ferry_core::spec::TableSource;
 use ferry_core::spec::{KeyTemplate, TableSpec};
 use ferry_core::{ErrorCode, Spec};
 use ferry_pipeline::digest::{BucketDigests, ItemHasher};
 use ferry_pipeline::extract::{
-    describe_table, extract_chunk, ChunkManifest, ExtractOptions, SourceTable,
+    describe_source, describe_table, extract_chunk, ChunkManifest, ExtractOptions, SourceTable,
 };
 use ferry_pipeline::item::ItemMapper;
-use ferry_pipeline::plan::{plan_table, table_size, Chunk};
+use ferry_pipeline::plan::{plan_table, plan_whole, table_size, Chunk};
 use ferry_pipeline::sink::{LocalDirSink, ObjectSink, S3Sink};
 use ferry_pipeline::value::{parse_item_line, AttributeValue, Item};
 use tokio_postgres::Client;
@@ -370,7 +371,10 @@ fn gunzip_items(compressed: &[u8]) -> Vec<Item> {
         .collect()
 }
 
-const RATES: &str = r#"
+/// A BaseRate-shaped table of `hotels` × 10 rate plans × 200 days, and its row count.
+fn rates(hotels: u64) -> (String, u64) {
+    let sql = format!(
+        r#"
 CREATE TABLE rates (
     hotel_id bigint, rate_plan_id integer, stay_date date,
     amount numeric(12,2) NOT NULL, currency char(3) NOT NULL, note text,
@@ -382,31 +386,41 @@ SELECT h, p, date '2026-01-01' + d, ((h * p + d) % 100000) / 100.0, 'EUR',
        CASE WHEN d % 7 = 0 THEN NULL ELSE 'Chambre ' || h || E' \u00e9\t' || d END,
        timestamptz '2026-01-01 00:00:00+00' + d * interval '1 minute',
        date '2026-04-01' + d
-FROM generate_series(1, 50) h, generate_series(1, 10) p, generate_series(0, 199) d;
+FROM generate_series(1, {hotels}) h, generate_series(1, 10) p, generate_series(0, 199) d;
 ANALYZE rates;
-"#;
-const RATES_ROWS: u64 = 50 * 10 * 200;
-
-fn read_gzip_items(path: &Path) -> Vec<Item> {
-    gunzip_items(&std::fs::read(path).unwrap())
+"#
+    );
+    (sql, hotels * 10 * 200)
 }
+
+/// 500 hotels: 1,000,000 rows (issue 7's proof), in chunks of about 8 MB of table.
+const CHUNKED_HOTELS: u64 = 500;
+const CHUNKED_TARGET_MB: u64 = 8;
 
 #[tokio::test]
 async fn chunked_extract_equals_single_chunk_extract() {
-    let (db, client) = database(RATES).await;
-    let spec = table("Rates");
+    let (sql, rates_rows) = rates(CHUNKED_HOTELS);
+    let (db, client) = database(&sql).await;
+    let mut spec = table("Rates");
+    spec.chunk_target_mb = Some(CHUNKED_TARGET_MB);
     let (source, mapper) = prepare(&client, &spec).await;
     let size = table_size(&client, &source).await.unwrap();
     let chunks = plan_table("run-c", &spec, &[("shard-01".to_owned(), size)]).unwrap();
-    assert!(chunks.len() >= 4, "1 MB chunks split the table: {chunks:?}");
+    assert!(
+        chunks.len() >= 4,
+        "small chunks split the table: {chunks:?}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let sink = LocalDirSink::new(dir.path());
     let options = ExtractOptions::default();
 
-    // Chunks in parallel, each on its own connection, as the Distributed Map runs them.
+    // Chunks in parallel, each on its own connection, as the Distributed Map runs them (a few
+    // at a time: the test server's connections are shared by every test).
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in chunks.clone() {
+        let slots = slots.clone();
         let (db, source, mapper, sink, options) = (
             db.clone(),
             source.clone(),
@@ -415,6 +429,7 @@ async fn chunked_extract_equals_single_chunk_extract() {
             options.clone(),
         );
         tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await.unwrap();
             let client = ferry_tests::connect(&db).await;
             extract_chunk(&client, &source, &mapper, &chunk, &options, &sink)
                 .await
@@ -428,7 +443,7 @@ async fn chunked_extract_equals_single_chunk_extract() {
         rows += manifest.rows;
         chunked.merge(&manifest.digests).unwrap();
     }
-    assert_eq!(rows, RATES_ROWS);
+    assert_eq!(rows, rates_rows);
 
     let whole = extract_chunk(
         &client,
@@ -440,24 +455,36 @@ async fn chunked_extract_equals_single_chunk_extract() {
     )
     .await
     .unwrap();
-    assert_eq!(whole.rows, RATES_ROWS);
+    assert_eq!(whole.rows, rates_rows);
     assert_eq!(chunked, whole.digests, "chunked and single digests agree");
 
-    // No key twice over the chunk files, and their items hash to the same digests.
+    // No key twice over the chunk files, and their items hash to the same digests. Lines are
+    // hashed straight from their bytes (the owned path only for a line that needs it), and
+    // keys compared by their 128-bit hashes: 1,000,000 parsed items cost a minute in debug.
     let mut keys = HashSet::new();
     let mut hasher = ItemHasher::new(mapper.primary_key_attributes());
     let mut from_files = BucketDigests::new(options.bucket_bits).unwrap();
+    let mut text = Vec::new();
     for chunk in &chunks {
-        for item in read_gzip_items(&dir.path().join(chunk.object_key())) {
-            let hash = hasher.hash(&item).unwrap();
+        text.clear();
+        let compressed = std::fs::read(dir.path().join(chunk.object_key())).unwrap();
+        flate2::read::MultiGzDecoder::new(&compressed[..])
+            .read_to_end(&mut text)
+            .unwrap();
+        for line in text.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+            let hash = match hasher.hash_line(line) {
+                Some(hash) => hash,
+                None => hasher.hash(&parse_item_line(line).unwrap()).unwrap(),
+            };
             from_files.add(hash);
             assert!(
-                keys.insert((item.get("pk").cloned(), item.get("sk").cloned())),
-                "duplicate key {item:?}"
+                keys.insert(hash.key),
+                "duplicate key in {}",
+                String::from_utf8_lossy(line)
             );
         }
     }
-    assert_eq!(keys.len() as u64, RATES_ROWS);
+    assert_eq!(keys.len() as u64, rates_rows);
     assert_eq!(from_files, whole.digests);
 
     // A retried chunk writes the identical object over its own.
@@ -467,6 +494,96 @@ async fn chunked_extract_equals_single_chunk_extract() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// Extracts `spec`'s source (table or query) whole into `dir`; its manifest.
+async fn extract_whole(client: &Client, spec: &TableSpec, dir: &Path) -> ChunkManifest {
+    let chunks = plan_whole("run-q", spec, &["shard-01".to_owned()]).unwrap();
+    assert_eq!(chunks, vec![single_chunk("run-q", spec, "shard-01")]);
+    extract_query_or_table(client, spec, &chunks[0], dir)
+        .await
+        .unwrap()
+}
+
+/// Describes `spec`'s source and extracts `chunk` of it into `dir` with default options.
+async fn extract_query_or_table(
+    client: &Client,
+    spec: &TableSpec,
+    chunk: &Chunk,
+    dir: &Path,
+) -> Result<ChunkManifest, ferry_pipeline::extract::ExtractError> {
+    let source = describe_source(client, &spec.source).await?;
+    let mapper = ItemMapper::new(spec, &source.columns)?;
+    let options = ExtractOptions::default();
+    extract_chunk(
+        client,
+        &source,
+        &mapper,
+        chunk,
+        &options,
+        &LocalDirSink::new(dir),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn query_sources_extract_what_the_query_returns() {
+    let (sql, rates_rows) = rates(5);
+    let (_db, client) = database(&format!("{ALL_TYPES}\n{sql}")).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, query) in [
+        ("AllTypes", "SELECT * FROM all_types"),
+        ("Rates", "WITH r AS (SELECT * FROM rates) SELECT * FROM r"),
+    ] {
+        let table_spec = table(name);
+        let mut query_spec = table_spec.clone();
+        query_spec.source = TableSource::Query(query.into());
+        let from_table = extract_whole(&client, &table_spec, dir.path()).await;
+        let from_query = extract_whole(&client, &query_spec, dir.path()).await;
+        assert_eq!(from_query.rows, from_table.rows, "{name}");
+        assert_eq!(from_query.digests, from_table.digests, "{name}: same items");
+        // The query's columns have the kinds the catalogue gives the table's.
+        let described = describe_source(&client, &query_spec.source).await.unwrap();
+        let catalogued = describe_source(&client, &table_spec.source).await.unwrap();
+        assert_eq!(described.columns, catalogued.columns, "{name}");
+    }
+
+    // A filtering, computing query: only its rows, its values.
+    let mut spec = table("Rates");
+    spec.source = TableSource::Query(
+        "SELECT hotel_id, rate_plan_id, stay_date, amount * 2 AS amount, currency, note, \
+         updated_at, expiry_date FROM rates WHERE rate_plan_id = 3"
+            .into(),
+    );
+    let manifest = extract_whole(&client, &spec, dir.path()).await;
+    assert_eq!(manifest.rows, rates_rows / 10);
+    let items = gunzip_items(&std::fs::read(dir.path().join(manifest.object_key.clone())).unwrap());
+    assert_eq!(items.len() as u64, rates_rows / 10);
+    assert!(items.iter().all(
+        |item| matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk.starts_with("RATE#3#"))
+    ));
+
+    // A block range would run the query once per chunk: refused.
+    let mut ranged = single_chunk("run-q", &spec, "shard-01");
+    ranged.end_block = Some(10);
+    let err = extract_query_or_table(&client, &spec, &ranged, dir.path())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "table \"Rates\": chunk 0 of a query source has a block range; a query is extracted in one chunk per shard"
+    );
+    // Two result columns of one name cannot be told apart.
+    let err = describe_source(
+        &client,
+        &TableSource::Query("SELECT id, id FROM all_types".into()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("column \"id\" appears twice"),
+        "{err}"
+    );
 }
 
 /// Runs `fault`, extracts AllTypes, and returns the error; checks nothing was left behind.
@@ -504,6 +621,46 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn wide_numbers_are_strings_where_the_spec_lists_the_column() {
+    let (_db, client) = database(ALL_TYPES).await;
+    let wide = "1234567890123456789012345678901234567891.5";
+    client
+        .batch_execute(&format!(
+            "UPDATE all_types SET wide = {wide} WHERE id = 1; UPDATE all_types SET wide = 7.25 WHERE id = 2"
+        ))
+        .await
+        .unwrap();
+    let mut spec = table("AllTypes");
+    spec.wide_numbers_as_string = vec!["wide".into()];
+    let (source, mapper) = prepare(&client, &spec).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = LocalDirSink::new(dir.path());
+    let chunk = single_chunk("run-w", &spec, "shard-01");
+    let options = ExtractOptions::default();
+    let manifest = extract_chunk(&client, &source, &mapper, &chunk, &options, &sink)
+        .await
+        .unwrap();
+    assert_eq!(manifest.rows, 2);
+    let items = gunzip_items(&std::fs::read(dir.path().join(chunk.object_key())).unwrap());
+    let wide_of = |pk: &str| {
+        items
+            .iter()
+            .find(|item| item.get("pk") == Some(&AttributeValue::S(pk.into())))
+            .and_then(|item| item.get("wide").cloned())
+    };
+    assert_eq!(wide_of("ROW#1"), Some(AttributeValue::S(wide.into())));
+    assert_eq!(wide_of("ROW#2"), Some(AttributeValue::N("7.25".into())));
+
+    // A column that is not numeric is refused before any row is read.
+    spec.wide_numbers_as_string = vec!["dbl".into()];
+    let err = ItemMapper::new(&spec, &source.columns).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "table \"AllTypes\", column \"dbl\": wide_numbers_as_string lists only numeric columns, not float8"
+    );
 }
 
 #[tokio::test]
@@ -673,7 +830,8 @@ async fn large_objects_go_up_in_parts() {
 /// leaves no object; the retry then writes the chunk whole.
 #[tokio::test]
 async fn a_source_failure_mid_chunk_is_retryable_and_leaves_nothing() {
-    let (_db, client) = database(RATES).await;
+    let (sql, rates_rows) = rates(50);
+    let (_db, client) = database(&sql).await;
     let spec = table("Rates");
     let (source, mapper) = prepare(&client, &spec).await;
     let dir = tempfile::tempdir().unwrap();
@@ -700,6 +858,6 @@ async fn a_source_failure_mid_chunk_is_retryable_and_leaves_nothing() {
     )
     .await
     .unwrap();
-    assert_eq!(manifest.rows, RATES_ROWS);
+    assert_eq!(manifest.rows, rates_rows);
     assert_eq!(walk(dir.path()).len(), 2, "the object and its manifest");
 }

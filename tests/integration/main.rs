@@ -11,6 +11,7 @@ mod infra;
 mod migration;
 mod sample_data;
 mod sfn_cli;
+mod source_tls;
 mod state_store;
 mod verify;
 mod workflow;

@@ -1,9 +1,8 @@
 //! `bootstrap`: extracts one planned chunk from its shard's clone into the run bucket (one
 //! deterministic object and manifest per chunk, so a retry overwrites, never duplicates).
 
-use ferry_core::spec::TableSource;
 use ferry_core::{Error, ErrorCode, Result, RunId};
-use ferry_pipeline::extract::{describe_table, extract_chunk, ExtractOptions};
+use ferry_pipeline::extract::{describe_source, extract_chunk, ExtractOptions};
 use ferry_pipeline::item::ItemMapper;
 use ferry_pipeline::plan::Chunk;
 use serde::{Deserialize, Serialize};
@@ -48,21 +47,12 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
             format!("chunk.table: the spec has no table {:?}", chunk.table),
         )
     })?;
-    let TableSource::Table(qualified) = &table.source else {
-        return Err(Error::new(
-            ErrorCode::InvalidSpec,
-            format!(
-                "tables[{}].source: query sources cannot be bootstrapped yet",
-                table.name
-            ),
-        ));
-    };
     let shard = shard_of(&spec, &chunk.shard)?;
     let provider = cx.clones.get(spec.source.clone);
     let clone = provider.clone_id(shard, request.run_id);
     let config = provider.connection(shard, &clone).await?;
     let client = connect(&config, &shard.name, &clone).await?;
-    let source = describe_table(&client, qualified).await?;
+    let source = describe_source(&client, &table.source).await?;
     let mapper = ItemMapper::new(table, &source.columns)
         .map_err(|err| Error::new(ErrorCode::InvalidSpec, err.to_string()))?;
     let manifest = extract_chunk(

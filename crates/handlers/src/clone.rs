@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ferry_core::spec::{self, Shard};
 use ferry_core::{Result, RunId};
+use ferry_pipeline::source::SourceConfig;
 use serde::{Deserialize, Serialize};
 
 pub use aurora::AuroraClones;
@@ -48,7 +49,7 @@ pub trait CloneProvider: Send + Sync {
     async fn destroy(&self, shard: &Shard, clone_id: &str, run: RunId) -> Result<CloneStatus>;
 
     /// Connection settings to read the shard's rows from the clone.
-    async fn connection(&self, shard: &Shard, clone_id: &str) -> Result<tokio_postgres::Config>;
+    async fn connection(&self, shard: &Shard, clone_id: &str) -> Result<SourceConfig>;
 }
 
 /// `none`: every step reads the source database itself.
@@ -70,7 +71,7 @@ impl CloneProvider for NoClones {
         Ok(CloneStatus::Gone)
     }
 
-    async fn connection(&self, shard: &Shard, _: &str) -> Result<tokio_postgres::Config> {
+    async fn connection(&self, shard: &Shard, _: &str) -> Result<SourceConfig> {
         self.sources.config(shard, &shard.database).await
     }
 }

@@ -16,8 +16,8 @@ use ferry_core::spec::{
     Streaming, TableSource, TableSpec,
 };
 use ferry_core::{Error, ErrorCode, Result, RunId};
-use ferry_pipeline::extract::describe_table;
-use ferry_pipeline::plan::{plan_table, table_size, write_chunk_list, Chunk};
+use ferry_pipeline::extract::describe_source;
+use ferry_pipeline::plan::{plan_table, plan_whole, table_size, write_chunk_list, Chunk};
 use ferry_pipeline::verify::export_prefix;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -124,28 +124,32 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut targets = Vec::new();
     for table in tables {
-        let TableSource::Table(qualified) = &table.source else {
-            return Err(Error::new(
-                ErrorCode::InvalidSpec,
-                format!(
-                    "tables[{}].source: query sources cannot be bootstrapped yet; use a table",
-                    table.name
-                ),
-            ));
-        };
         let mut sizes = Vec::new();
         for shard in spec.shards_of(table) {
             let client = &clients[&shard.name];
-            let source = describe_table(client, qualified)
+            // Describing a query prepares it: a query the source cannot run fails here.
+            let source = describe_source(client, &table.source)
                 .await
                 .map_err(|e| Error::from(e).with_context(&shard.name))?;
-            let size = table_size(client, &source)
-                .await
-                .map_err(|e| Error::from(e).with_context(&shard.name))?;
-            sizes.push((shard.name.clone(), size));
+            if source.query.is_none() {
+                let size = table_size(client, &source)
+                    .await
+                    .map_err(|e| Error::from(e).with_context(&shard.name))?;
+                sizes.push((shard.name.clone(), size));
+            }
         }
-        let planned = plan_table(&run, table, &sizes)
-            .map_err(|message| Error::new(ErrorCode::InvalidSpec, message))?;
+        let planned = match &table.source {
+            TableSource::Table(_) => plan_table(&run, table, &sizes),
+            TableSource::Query(_) => {
+                let shards: Vec<String> = spec
+                    .shards_of(table)
+                    .iter()
+                    .map(|shard| shard.name.clone())
+                    .collect();
+                plan_whole(&run, table, &shards)
+            }
+        }
+        .map_err(|message| Error::new(ErrorCode::InvalidSpec, message))?;
         tracing::info!(table = %table.name, chunks = planned.len(), "planned");
         chunks.extend(planned);
         let mut target = table_target(&spec, table, &run);

@@ -1,7 +1,9 @@
 //! Connections to the source databases. A shard names its credentials as an environment
 //! variable holding a `postgres://` URL, or a Secrets Manager secret (the RDS JSON form
-//! `{"username","password","host","port","dbname"}`, or a URL as the secret string). The
-//! password goes from there into the connection and nowhere else.
+//! `{"username","password","host","port","dbname"}`, optionally with `sslmode` and
+//! `sslrootcert`, or a URL as the secret string). The password goes from there into the
+//! connection and nowhere else. TLS settings and the connection itself are
+//! [`ferry_pipeline::source`]'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferry_core::spec::{Connection, Shard};
 use ferry_core::{Error, ErrorCode, Result};
+use ferry_pipeline::source::{ConnectError, SourceConfig};
 use serde::Deserialize;
 
 /// How long a connection attempt may take before the step fails (and may be retried).
@@ -70,6 +73,10 @@ struct RdsSecret {
     port: Option<u16>,
     #[serde(default)]
     dbname: Option<String>,
+    #[serde(default)]
+    sslmode: Option<String>,
+    #[serde(default)]
+    sslrootcert: Option<String>,
 }
 
 impl Sources {
@@ -83,7 +90,7 @@ impl Sources {
 
     /// Settings for `database` on the shard's server (the shard's own database, a clone of it,
     /// or the server's maintenance database).
-    pub async fn config(&self, shard: &Shard, database: &str) -> Result<tokio_postgres::Config> {
+    pub async fn config(&self, shard: &Shard, database: &str) -> Result<SourceConfig> {
         let mut config = match &shard.connection {
             Connection::Env(variable) => {
                 let url = std::env::var(variable).map_err(|_| {
@@ -123,9 +130,11 @@ impl Sources {
                 })?
             }
         };
-        config.dbname(database);
-        config.connect_timeout(CONNECT_TIMEOUT);
-        config.application_name("ferry");
+        config
+            .postgres
+            .dbname(database)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .application_name("ferry");
         Ok(config)
     }
 
@@ -136,33 +145,32 @@ impl Sources {
     }
 }
 
-/// Connects with `config`; failures name the shard and database, never the credentials.
+/// Connects with `config` (TLS as its `sslmode` says); failures name the shard and database
+/// and say what TLS refused, never the credentials.
 pub async fn connect(
-    config: &tokio_postgres::Config,
+    config: &SourceConfig,
     shard: &str,
     database: &str,
 ) -> Result<tokio_postgres::Client> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|err| {
-        Error::new(
-            ErrorCode::SourceUnavailable,
-            format!("cannot connect to database {database:?} of shard {shard}"),
-        )
-        .with_source(err)
-    })?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::warn!(error = %err, "source connection ended with an error");
-        }
-    });
-    Ok(client)
+    ferry_pipeline::source::connect(config)
+        .await
+        .map_err(|err| {
+            let what = format!("cannot connect to database {database:?} of shard {shard}");
+            match err {
+                ConnectError::Postgres(err) => {
+                    Error::new(ErrorCode::SourceUnavailable, what).with_source(err)
+                }
+                // A certificate or CA problem is configuration: retrying cannot fix it.
+                other => Error::new(ErrorCode::Configuration, format!("{what}: {other}")),
+            }
+        })
 }
 
-fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, String> {
-    url.parse::<tokio_postgres::Config>()
-        .map_err(|err| err.to_string())
+fn parse_url(url: &str) -> std::result::Result<SourceConfig, String> {
+    SourceConfig::from_url(url)
 }
 
-fn from_secret(text: &str) -> std::result::Result<tokio_postgres::Config, String> {
+fn from_secret(text: &str) -> std::result::Result<SourceConfig, String> {
     let trimmed = text.trim();
     if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
         return parse_url(trimmed);
@@ -170,14 +178,24 @@ fn from_secret(text: &str) -> std::result::Result<tokio_postgres::Config, String
     let secret: RdsSecret = serde_json::from_str(trimmed).map_err(|_| {
         "expected a postgres:// URL or JSON with username, password, host".to_string()
     })?;
-    let mut config = tokio_postgres::Config::new();
+    let mut config = SourceConfig::from(tokio_postgres::Config::new());
     config
+        .postgres
         .user(&secret.username)
         .password(&secret.password)
         .host(&secret.host)
         .port(secret.port.unwrap_or(5432));
     if let Some(db) = &secret.dbname {
-        config.dbname(db);
+        config.postgres.dbname(db);
+    }
+    let tls = [
+        ("sslmode", &secret.sslmode),
+        ("sslrootcert", &secret.sslrootcert),
+    ];
+    for (name, value) in tls {
+        if let Some(value) = value {
+            config.tls.set(name, value)?;
+        }
     }
     Ok(config)
 }
@@ -185,16 +203,32 @@ fn from_secret(text: &str) -> std::result::Result<tokio_postgres::Config, String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_pipeline::source::{RootCerts, SslMode};
 
     #[test]
     fn secrets_in_both_forms() {
         let c = from_secret(r#"{"username":"u","password":"p w","host":"h","port":6543}"#).unwrap();
-        assert_eq!(c.get_user(), Some("u"));
-        assert_eq!(c.get_password(), Some(&b"p w"[..]));
-        assert_eq!(c.get_ports(), &[6543]);
-        let c = from_secret("postgres://a:b@host:5433/db").unwrap();
-        assert_eq!(c.get_user(), Some("a"));
-        assert_eq!(c.get_dbname(), Some("db"));
+        assert_eq!(c.postgres.get_user(), Some("u"));
+        assert_eq!(c.postgres.get_password(), Some(&b"p w"[..]));
+        assert_eq!(c.postgres.get_ports(), &[6543]);
+        assert_eq!(c.tls.mode, SslMode::Prefer);
+        let c = from_secret("postgres://a:b@host:5433/db?sslmode=require").unwrap();
+        assert_eq!(c.postgres.get_user(), Some("a"));
+        assert_eq!(c.postgres.get_dbname(), Some("db"));
+        assert_eq!(c.tls.mode, SslMode::Require);
+        let c = from_secret(
+            r#"{"username":"u","password":"p","host":"h","sslmode":"verify-full","sslrootcert":"/opt/rds-ca.pem"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.tls.mode, SslMode::VerifyFull);
+        assert_eq!(
+            c.tls.root_cert,
+            Some(RootCerts::File("/opt/rds-ca.pem".into()))
+        );
+        let err =
+            from_secret(r#"{"username":"u","password":"hunter2","host":"h","sslmode":"yes"}"#)
+                .unwrap_err();
+        assert!(err.starts_with("sslmode: \"yes\""), "{err}");
         let err = from_secret(r#"{"password":"hunter2"}"#).unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
     }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use ferry_core::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 
+use ferry_pipeline::source::{SourceConfig, SslMode, TlsSettings};
+
 use crate::source::SecretReader;
 use crate::Context;
 
@@ -25,7 +27,7 @@ pub struct Request {
     pub password: Option<String>,
     #[serde(default)]
     pub secret_arn: Option<String>,
-    /// `disable` (default) or `require`; TLS is not supported yet, so `require` fails its check.
+    /// libpq's `sslmode` (default `prefer`); `verify-ca` / `verify-full` trust the system's CAs.
     #[serde(default)]
     pub sslmode: Option<String>,
     /// Source tables (`schema.table` or `table`) that must be readable.
@@ -185,32 +187,19 @@ pub async fn handle_with(
         },
     );
 
-    let started = Instant::now();
-    let tls_ok = match request.sslmode.as_deref().unwrap_or("disable") {
-        "disable" | "prefer" | "allow" => true,
-        "require" | "verify-ca" | "verify-full" => false,
-        other => {
-            return Err(Error::new(
-                ErrorCode::InvalidInput,
-                format!("sslmode: {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"),
-            ))
-        }
-    };
-    checks.record(
-        "tls",
-        started,
-        if tls_ok {
-            Ok("TLS not requested".to_string())
-        } else {
-            Err("TLS to the source is not supported by this version of ferry".to_string())
-        },
-    );
+    let mut tls = TlsSettings::default();
+    if let Some(mode) = &request.sslmode {
+        tls.set("sslmode", mode)
+            .map_err(|why| Error::new(ErrorCode::InvalidInput, why))?;
+    }
 
     let mut client = None;
-    if reachable && tls_ok {
+    if reachable {
         let started = Instant::now();
-        let mut config = tokio_postgres::Config::new();
+        let mut config = SourceConfig::from(tokio_postgres::Config::new());
+        config.tls = tls.clone();
         config
+            .postgres
             .host(&request.host)
             .port(request.port)
             .dbname(&request.database)
@@ -219,21 +208,37 @@ pub async fn handle_with(
             .connect_timeout(TIMEOUT)
             .application_name("ferry-test-connection");
         let connected = crate::source::connect(&config, "test", &request.database).await;
-        checks.record(
-            "authentication",
-            started,
-            match &connected {
-                Ok(_) => Ok(format!(
-                    "signed in to {:?} as {:?}",
-                    request.database, request.user
-                )),
-                // The cause chain holds the server's answer (never the password).
-                Err(err) => Err(err.detail()),
-            },
-        );
+        // TLS refusals (certificate, CA bundle) are Configuration errors; the rest SQL's.
+        let tls_refused = matches!(&connected, Err(err) if err.code() == ErrorCode::Configuration);
+        let tls_outcome = match &connected {
+            Ok(client) => tls_in_use(client, tls.mode).await,
+            Err(err) if tls_refused => Err(err.message().to_string()),
+            Err(_) => Ok(format!(
+                "sslmode={}; not known, the sign-in failed",
+                tls.mode.as_str()
+            )),
+        };
+        checks.record("tls", started, tls_outcome);
+        if tls_refused {
+            checks.skipped("authentication", "the TLS handshake failed");
+        } else {
+            checks.record(
+                "authentication",
+                started,
+                match &connected {
+                    Ok(_) => Ok(format!(
+                        "signed in to {:?} as {:?}",
+                        request.database, request.user
+                    )),
+                    // The cause chain holds the server's answer (never the password).
+                    Err(err) => Err(err.detail()),
+                },
+            );
+        }
         client = connected.ok();
     } else {
-        checks.skipped("authentication", "the server is not reachable without TLS");
+        checks.skipped("tls", "the server is not reachable");
+        checks.skipped("authentication", "the server is not reachable");
     }
 
     match &client {
@@ -278,6 +283,29 @@ pub async fn handle_with(
     Ok(Response {
         ok,
         checks: checks.checks,
+    })
+}
+
+/// What the server says about this session's TLS.
+async fn tls_in_use(
+    client: &tokio_postgres::Client,
+    mode: SslMode,
+) -> std::result::Result<String, String> {
+    let row = client
+        .query_opt(
+            "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(match row {
+        Some(row) if row.get::<_, bool>(0) => format!(
+            "{} (sslmode={})",
+            row.get::<_, Option<String>>(1)
+                .unwrap_or_else(|| "TLS".into()),
+            mode.as_str()
+        ),
+        _ => format!("no TLS (sslmode={})", mode.as_str()),
     })
 }
 

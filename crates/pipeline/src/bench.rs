@@ -10,7 +10,9 @@ use std::time::Instant;
 use ferry_core::spec::{Compression, TableSource, TableSpec};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::Client;
+
+use crate::source::{ConnectError, SourceConfig};
 
 use crate::extract::{describe_table, extract_chunk, ExtractOptions};
 use crate::item::ItemMapper;
@@ -96,9 +98,8 @@ pub enum BenchError {
 
 /// Runs the benchmark and returns what it measured.
 pub async fn extract(options: &ExtractBenchOptions) -> Result<ExtractBenchReport, BenchError> {
-    let config: Config = options
-        .database_url
-        .parse()
+    // The URL's sslmode (default prefer) applies to ferry as psql applies it to the baseline.
+    let config = SourceConfig::from_url(&options.database_url)
         .map_err(|e| BenchError::Other(format!("invalid database URL: {e}")))?;
     let client = connect(&config).await?;
     ensure_table(&client, options.rows).await?;
@@ -147,10 +148,12 @@ pub async fn extract(options: &ExtractBenchOptions) -> Result<ExtractBenchReport
     })
 }
 
-async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
+async fn connect(config: &SourceConfig) -> Result<Client, BenchError> {
+    match crate::source::connect(config).await {
+        Ok(client) => Ok(client),
+        Err(ConnectError::Postgres(err)) => Err(BenchError::Database(err)),
+        Err(other) => Err(BenchError::Other(other.to_string())),
+    }
 }
 
 /// Creates (or reuses, when it has exactly `rows` rows) the BaseRate-shaped table.
@@ -248,7 +251,7 @@ pub fn bench_table_spec(codec: Compression, chunk_target_mb: u64) -> TableSpec {
 }
 
 async fn ferry_extract(
-    config: &Config,
+    config: &SourceConfig,
     client: &Client,
     codec: Compression,
     parallelism: usize,

@@ -89,13 +89,71 @@ pub struct SourceTable {
     pub schema: String,
     pub name: String,
     pub columns: Vec<SourceColumn>,
+    /// For a spec `query` source: the query (checked by the spec to be one SELECT/WITH
+    /// statement), read as a subquery. It has no ctid, so it is extracted in one chunk.
+    pub query: Option<String>,
 }
 
 impl SourceTable {
-    /// `"schema"."name"`, quoted.
+    /// What a `FROM` names: `"schema"."name"` quoted, or `(<query>) AS source`.
     pub fn qualified(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+        match &self.query {
+            Some(query) => format!("({query}) AS source"),
+            None => format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name)),
+        }
     }
+}
+
+/// Describes a spec table's source: a table from the catalogue ([`describe_table`]), a query
+/// from its prepared statement's columns.
+pub async fn describe_source(
+    client: &Client,
+    source: &ferry_core::spec::TableSource,
+) -> Result<SourceTable, ExtractError> {
+    match source {
+        ferry_core::spec::TableSource::Table(qualified) => describe_table(client, qualified).await,
+        ferry_core::spec::TableSource::Query(query) => describe_query(client, query).await,
+    }
+}
+
+async fn describe_query(client: &Client, query: &str) -> Result<SourceTable, ExtractError> {
+    const LABEL: &str = "query";
+    let statement = client
+        .prepare(query)
+        .await
+        .map_err(|source| ExtractError::source(LABEL, source))?;
+    if statement.columns().is_empty() {
+        return Err(ExtractError::NoSuchTable(LABEL.to_owned()));
+    }
+    let mut columns: Vec<SourceColumn> = Vec::new();
+    for column in statement.columns() {
+        let ty = column.type_();
+        let kind = match ty.kind() {
+            tokio_postgres::types::Kind::Array(_) => ColumnKind::Array,
+            tokio_postgres::types::Kind::Enum(_) => ColumnKind::Text,
+            _ => ColumnKind::from_pg_type(ty.name(), b'b' as i8, b'U' as i8),
+        };
+        if columns.iter().any(|c| c.name == column.name()) {
+            return Err(ExtractError::Invalid {
+                table: LABEL.to_owned(),
+                message: format!(
+                    "column \"{}\" appears twice in the query's result; name the columns apart (AS)",
+                    column.name()
+                ),
+            });
+        }
+        columns.push(SourceColumn {
+            name: column.name().to_owned(),
+            type_name: ty.name().to_owned(),
+            kind,
+        });
+    }
+    Ok(SourceTable {
+        schema: String::new(),
+        name: LABEL.to_owned(),
+        columns,
+        query: Some(query.to_owned()),
+    })
 }
 
 /// `name` as a quoted SQL identifier.
@@ -138,6 +196,7 @@ pub async fn describe_table(client: &Client, qualified: &str) -> Result<SourceTa
         schema,
         name,
         columns,
+        query: None,
     })
 }
 
@@ -173,6 +232,13 @@ pub fn copy_statement(table: &SourceTable, mapper: &ItemMapper, chunk: &Chunk) -
             _ => quote_ident(&c.name),
         })
         .collect();
+    if table.query.is_some() {
+        return format!(
+            "COPY (SELECT {} FROM {}) TO STDOUT",
+            columns.join(", "),
+            table.qualified()
+        );
+    }
     let mut sql = format!(
         "COPY (SELECT {} FROM {} WHERE ctid >= '({},0)'::tid",
         columns.join(", "),
@@ -253,6 +319,16 @@ pub async fn extract_chunk(
             table: chunk.table.clone(),
             message,
         })?;
+    if table.query.is_some() && (chunk.start_block != 0 || chunk.end_block.is_some()) {
+        // A block range cannot cut a query's rows: running it would duplicate them.
+        return Err(ExtractError::Invalid {
+            table: chunk.table.clone(),
+            message: format!(
+                "chunk {} of a query source has a block range; a query is extracted in one chunk per shard",
+                chunk.chunk
+            ),
+        });
+    }
     prepare_session(client, options.statement_timeout)
         .await
         .map_err(|source| ExtractError::source(&table.qualified(), source))?;

@@ -9,7 +9,7 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use ferry_core::spec::{KeyAttribute, KeyType, NullAs, TableSpec, TemplatePart};
 
-use crate::value::{check_dynamodb_number, AttributeValue, Item};
+use crate::value::{check_dynamodb_number, AttributeValue, Item, NumberError};
 
 mod row_encoder;
 pub use row_encoder::{RowEncoder, RowError};
@@ -129,6 +129,9 @@ pub struct ItemMapper {
     primary_keys: usize,
     ttl: Option<(String, usize)>,
     null_as: NullAs,
+    /// Per selected column: a numeric value DynamoDB cannot hold becomes S (spec
+    /// `wide_numbers_as_string`).
+    wide_as_string: Vec<bool>,
 }
 
 impl ItemMapper {
@@ -246,6 +249,23 @@ impl ItemMapper {
             None => None,
         };
 
+        let mut wide_as_string = vec![false; table_columns.len()];
+        for column in &spec.wide_numbers_as_string {
+            let index = find(column, "wide_numbers_as_string")?;
+            let found = &table_columns[index];
+            if found.kind != ColumnKind::Numeric {
+                return Err(MapError::Column {
+                    table: table.clone(),
+                    column: found.name.clone(),
+                    message: format!(
+                        "wide_numbers_as_string lists only numeric columns, not {}",
+                        found.type_name
+                    ),
+                });
+            }
+            wide_as_string[index] = true;
+        }
+
         // Renumber from table columns to selected columns.
         let mut selected_index = vec![usize::MAX; table_columns.len()];
         let mut columns = Vec::new();
@@ -298,6 +318,10 @@ impl ItemMapper {
             primary_keys,
             ttl: ttl_column.map(|(attribute, i)| (attribute, selected_index[i])),
             null_as: spec.null_as,
+            wide_as_string: (0..table_columns.len())
+                .filter(|&i| needed[i])
+                .map(|i| wide_as_string[i])
+                .collect(),
         })
     }
 
@@ -488,10 +512,15 @@ impl ItemMapper {
         let column = &self.columns[index];
         Ok(match column.kind {
             ColumnKind::Integer => AttributeValue::N(text.to_owned()),
-            ColumnKind::Numeric | ColumnKind::Float => {
-                check_dynamodb_number(text).map_err(|e| e.to_string())?;
-                AttributeValue::N(text.to_owned())
-            }
+            ColumnKind::Numeric | ColumnKind::Float => match check_dynamodb_number(text) {
+                Ok(_) => AttributeValue::N(text.to_owned()),
+                Err(NumberError::TooManyDigits { .. } | NumberError::OutOfRange(_))
+                    if self.wide_as_string[index] =>
+                {
+                    AttributeValue::S(text.to_owned())
+                }
+                Err(err) => return Err(err.to_string()),
+            },
             ColumnKind::Bool => match text {
                 "t" => AttributeValue::Bool(true),
                 "f" => AttributeValue::Bool(false),
@@ -658,6 +687,7 @@ mod tests {
             columns: None,
             sensitive: vec![],
             null_as: NullAs::Omit,
+            wide_numbers_as_string: vec![],
             compression: Default::default(),
             chunk_target_mb: None,
             key: KeySchema {
@@ -842,6 +872,56 @@ mod tests {
         bad.key.sort = Some(key("sk", "DATE#{stay_day}"));
         let err = ItemMapper::new(&bad, &columns()).unwrap_err().to_string();
         assert!(err.starts_with("table \"BaseRate\": the sort key \"sk\" names column \"stay_day\", which the source table does not have (columns: hotel_id, "), "{err}");
+    }
+
+    #[test]
+    fn wide_numbers_become_strings_only_where_the_spec_says() {
+        let wide = "-1234567890123456789012345678901234567.89";
+        let mut fields = row();
+        fields[2] = Some(wide);
+        let err = ItemMapper::new(&spec(), &columns())
+            .unwrap()
+            .map_row(&fields)
+            .unwrap_err();
+        assert!(err.to_string().contains("39 significant digits"), "{err}");
+
+        let mut s = spec();
+        s.wide_numbers_as_string = vec!["amount".into()];
+        let mapper = ItemMapper::new(&s, &columns()).unwrap();
+        let item = mapper.map_row(&fields).unwrap();
+        assert_eq!(item.get("amount"), Some(&AttributeValue::S(wide.into())));
+        fields[2] = Some("1E+200");
+        let item = mapper.map_row(&fields).unwrap();
+        assert_eq!(
+            item.get("amount"),
+            Some(&AttributeValue::S("1E+200".into()))
+        );
+        // Numbers DynamoDB holds stay N; NaN is no wide number and stays an error.
+        fields[2] = Some("120.50");
+        let item = mapper.map_row(&fields).unwrap();
+        assert_eq!(
+            item.get("amount"),
+            Some(&AttributeValue::N("120.50".into()))
+        );
+        fields[2] = Some("NaN");
+        let err = mapper.map_row(&fields).unwrap_err().to_string();
+        assert!(
+            err.starts_with("table \"BaseRate\", column \"amount\", key pk=HOTEL#42"),
+            "{err}"
+        );
+
+        s.wide_numbers_as_string = vec!["ratio".into()];
+        let err = ItemMapper::new(&s, &columns()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "table \"BaseRate\", column \"ratio\": wide_numbers_as_string lists only numeric columns, not Float"
+        );
+        s.wide_numbers_as_string = vec!["amnt".into()];
+        let err = ItemMapper::new(&s, &columns()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("table \"BaseRate\": wide_numbers_as_string names column \"amnt\""),
+            "{err}"
+        );
     }
 
     #[test]

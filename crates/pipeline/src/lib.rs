@@ -6,6 +6,7 @@
 //! - [`item`]: rows to items per the spec and `docs/type-mapping.md`.
 //! - [`digest`]: canonical encoding, item hashes and bucket digests, for verification.
 //! - [`encode`]: DynamoDB JSON lines through GZIP or ZSTD.
+//! - [`source`]: source connection settings (URL, `sslmode`, CA bundle) and the one `connect`.
 //! - [`sink`]: the `ObjectSink` port, with local-directory and S3 adapters.
 //! - [`plan`]: chunks of ctid block ranges, the chunk list.
 //! - [`extract`]: one chunk from PostgreSQL COPY to an object and its manifest.
@@ -22,5 +23,6 @@ pub mod item;
 pub mod plan;
 pub mod sample;
 pub mod sink;
+pub mod source;
 pub mod value;
 pub mod verify;

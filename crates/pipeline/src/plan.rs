@@ -122,13 +122,7 @@ pub fn plan_table(
     spec: &TableSpec,
     shards: &[(String, TableSize)],
 ) -> Result<Vec<Chunk>, String> {
-    if shards.len() as u64 > MAX_IMPORT_OBJECTS {
-        return Err(format!(
-            "table \"{}\" has {} shards, more than the {MAX_IMPORT_OBJECTS} objects one import reads",
-            spec.name,
-            shards.len()
-        ));
-    }
+    check_shard_count(spec, shards.len())?;
     let target_mb = spec
         .chunk_target_mb
         .unwrap_or(DEFAULT_CHUNK_TARGET_MB)
@@ -166,6 +160,39 @@ pub fn plan_table(
         }
     }
     Ok(chunks)
+}
+
+/// Every shard gives at least one object, and one import reads at most [`MAX_IMPORT_OBJECTS`].
+fn check_shard_count(spec: &TableSpec, shards: usize) -> Result<(), String> {
+    if shards as u64 > MAX_IMPORT_OBJECTS {
+        return Err(format!(
+            "table \"{}\" has {shards} shards, more than the {MAX_IMPORT_OBJECTS} objects one import reads",
+            spec.name
+        ));
+    }
+    Ok(())
+}
+
+/// One chunk per shard, each reading the whole source: what a `query` source gets, since a
+/// query has no ctid to cut by.
+pub fn plan_whole(run: &str, spec: &TableSpec, shards: &[String]) -> Result<Vec<Chunk>, String> {
+    check_shard_count(spec, shards.len())?;
+    shards
+        .iter()
+        .map(|shard| {
+            let chunk = Chunk {
+                run: run.to_owned(),
+                table: spec.name.clone(),
+                shard: shard.clone(),
+                chunk: 0,
+                start_block: 0,
+                end_block: None,
+                compression: spec.compression,
+            };
+            chunk.check_names()?;
+            Ok(chunk)
+        })
+        .collect()
 }
 
 /// The chunk list as a JSON array, what a Distributed Map's ItemReader (`InputType: JSON`)

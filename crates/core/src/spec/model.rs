@@ -86,6 +86,9 @@ pub struct TableSpec {
     /// Columns whose values never appear in reports or logs.
     pub sensitive: Vec<String>,
     pub null_as: NullAs,
+    /// Numeric columns whose values beyond DynamoDB's 38 significant digits (or its exponent
+    /// range) are stored as S with PostgreSQL's exact text instead of failing the chunk.
+    pub wide_numbers_as_string: Vec<String>,
     pub compression: Compression,
     pub chunk_target_mb: Option<u64>,
     pub key: KeySchema,

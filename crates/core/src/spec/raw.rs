@@ -62,6 +62,8 @@ pub(super) struct RawTable {
     #[serde(default)]
     pub null_as: NullAs,
     #[serde(default)]
+    pub wide_numbers_as_string: Vec<String>,
+    #[serde(default)]
     pub compression: Compression,
     pub chunk_target_mb: Option<i64>,
     pub key: RawKeySchema,

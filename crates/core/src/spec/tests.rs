@@ -178,6 +178,8 @@ rejects! {
         => [("tables[0].columns[3]", "duplicate \"amount\" (first at tables[0].columns[2])")];
     unknown_sensitive_column: edited(&[("[tables.key]", "sensitive = [\"amount\", \"price\"]\n[tables.key]")])
         => [("tables[0].sensitive[1]", "unknown column \"price\"")];
+    unknown_wide_number_column: edited(&[("[tables.key]", "wide_numbers_as_string = [\"amount\", \"balance\"]\n[tables.key]")])
+        => [("tables[0].wide_numbers_as_string[1]", "unknown column \"balance\"")];
     chunk_target_must_be_positive: edited(&[("[tables.key]", "chunk_target_mb = 0\n[tables.key]")])
         => [("tables[0].chunk_target_mb", "must be at least 1, got 0")];
 }

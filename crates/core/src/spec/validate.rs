@@ -291,6 +291,11 @@ impl Validator {
             }
         }
         self.column_list(&format!("{path}.sensitive"), &raw.sensitive, columns);
+        self.column_list(
+            &format!("{path}.wide_numbers_as_string"),
+            &raw.wide_numbers_as_string,
+            columns,
+        );
         let chunk_target_mb = raw
             .chunk_target_mb
             .map(|mb| self.bounded(&format!("{path}.chunk_target_mb"), mb, 1..=i64::MAX));
@@ -338,6 +343,7 @@ impl Validator {
             columns: raw.columns.clone(),
             sensitive: raw.sensitive.clone(),
             null_as: raw.null_as,
+            wide_numbers_as_string: raw.wide_numbers_as_string.clone(),
             compression: raw.compression,
             chunk_target_mb,
             key,

@@ -311,7 +311,11 @@ impl CloneProvider for AuroraClones {
         }
     }
 
-    async fn connection(&self, shard: &Shard, clone_id: &str) -> Result<tokio_postgres::Config> {
+    async fn connection(
+        &self,
+        shard: &Shard,
+        clone_id: &str,
+    ) -> Result<ferry_pipeline::source::SourceConfig> {
         let clone = self.cluster(clone_id).await?.ok_or_else(|| {
             Error::new(
                 ErrorCode::CloneFailed,
@@ -327,16 +331,21 @@ impl CloneProvider for AuroraClones {
                 format!("the clone {clone_id} has no endpoint yet"),
             )
         })?;
-        // The clone keeps the source's users and passwords; only the host changes.
+        // The clone keeps the source's users and passwords; it is reached with the source's
+        // TLS settings, only the host changes.
         let source = self.sources.config(shard, &shard.database).await?;
-        let mut config = tokio_postgres::Config::new();
-        if let Some(user) = source.get_user() {
-            config.user(user);
+        let mut config = ferry_pipeline::source::SourceConfig {
+            postgres: tokio_postgres::Config::new(),
+            tls: source.tls.clone(),
+        };
+        if let Some(user) = source.postgres.get_user() {
+            config.postgres.user(user);
         }
-        if let Some(password) = source.get_password() {
-            config.password(password);
+        if let Some(password) = source.postgres.get_password() {
+            config.postgres.password(password);
         }
         config
+            .postgres
             .dbname(&shard.database)
             .host(endpoint)
             .port(clone.port().map(|p| p as u16).unwrap_or(5432))

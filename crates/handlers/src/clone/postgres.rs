@@ -203,7 +203,11 @@ impl CloneProvider for TemplateClones {
         }
     }
 
-    async fn connection(&self, shard: &Shard, clone_id: &str) -> Result<tokio_postgres::Config> {
+    async fn connection(
+        &self,
+        shard: &Shard,
+        clone_id: &str,
+    ) -> Result<ferry_pipeline::source::SourceConfig> {
         self.sources.config(shard, clone_id).await
     }
 }

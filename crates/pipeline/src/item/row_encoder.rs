@@ -541,6 +541,7 @@ mod tests {
             columns: None,
             sensitive: vec![],
             null_as,
+            wide_numbers_as_string: vec![],
             compression: Default::default(),
             chunk_target_mb: None,
             key: KeySchema {
