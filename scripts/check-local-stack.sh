@@ -14,7 +14,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091 # SC1091 comes only without -x (editors); scripts/test.sh runs shellcheck -x, which follows it
 source "$HERE/lib/common.sh"
 # shellcheck disable=SC2034 # read by log() in lib/common.sh
 FERRY_LOG_NAME="check-local-stack"
@@ -45,7 +45,7 @@ start_stack() {
   local out
   out="$("$STACK" start)" || fail "local-stack.sh start exited non-zero"
   [ "$out" = "$FERRY_LOCAL_DIR/env" ] || fail "start printed [$out], expected [$FERRY_LOCAL_DIR/env]"
-  # shellcheck disable=SC1090
+  # shellcheck disable=SC1090 # the env file local-stack.sh writes at run time
   source "$out"
 }
 

@@ -5,7 +5,7 @@
 # cleanup, through the project's own state machines). Everything it starts keeps running
 # afterwards so you can look around; `scripts/local-stack.sh stop` stops it.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091 # SC1091 comes only without -x (editors); scripts/test.sh runs shellcheck -x, which follows it
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$FERRY_REPO"
 
@@ -21,7 +21,7 @@ ferry="${CARGO_TARGET_DIR:-$FERRY_REPO/target}/debug/ferry"
 log "starting PostgreSQL and the AWS emulator"
 env_file="$(scripts/local-stack.sh start)"
 set -a
-# shellcheck disable=SC1090
+# shellcheck disable=SC1090 # the env file local-stack.sh writes at run time
 source "$env_file"
 set +a
 

@@ -27,7 +27,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091 # SC1091 comes only without -x (editors); scripts/test.sh runs shellcheck -x, which follows it
 source "$HERE/lib/common.sh"
 # shellcheck disable=SC2034 # read by log() in lib/common.sh
 FERRY_LOG_NAME=local-stack

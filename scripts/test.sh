@@ -4,7 +4,7 @@
 # PostgreSQL and the moto server. It installs what is missing and starts the local services
 # (stopping them again at the end unless they were already running).
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091 # SC1091 comes only without -x (editors); scripts/test.sh runs shellcheck -x, which follows it
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$FERRY_REPO"
 
@@ -52,7 +52,7 @@ else
 fi
 env_file="$(scripts/local-stack.sh start)"
 set -a
-# shellcheck disable=SC1090
+# shellcheck disable=SC1090 # the env file local-stack.sh writes at run time
 source "$env_file"
 set +a
 

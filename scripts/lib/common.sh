@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared helpers for ferry's scripts. Source it from a bash script:
 #
-#   # shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091
+#   # shellcheck source-path=SCRIPTDIR source=lib/common.sh disable=SC1091 # SC1091 comes only without -x (editors); scripts/test.sh runs shellcheck -x, which follows it
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 #
 # It defines functions and a few variables only (no `set` options, no traps):
