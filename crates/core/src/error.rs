@@ -82,7 +82,7 @@ catalogue! {
     Retryable = "RETRYABLE", 503, "Ferry.Retryable",
         "A transient failure (throttling, timeout, a dropped connection); the same step may be retried as is.";
     Configuration = "CONFIGURATION", 500, "Ferry.Configuration",
-        "ferry itself is misconfigured (a missing or malformed environment variable, for instance).";
+        "ferry itself is misconfigured (a missing or malformed environment variable, for instance), or a source connection's TLS settings do not fit its server (an unreadable CA bundle, a certificate the `sslmode` refuses).";
     Internal = "INTERNAL", 500, "Ferry.Internal",
         "An unexpected failure; the logs hold the detail.";
 }
