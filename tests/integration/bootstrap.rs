@@ -17,7 +17,9 @@ use ferry_pipeline::extract::{
     describe_source, describe_table, extract_chunk, ChunkManifest, ExtractOptions, SourceTable,
 };
 use ferry_pipeline::item::ItemMapper;
-use ferry_pipeline::plan::{plan_table, plan_whole, table_size, Chunk};
+use ferry_pipeline::plan::{
+    key_bounds, plan_table, plan_table_by_key, plan_whole, table_size, Chunk,
+};
 use ferry_pipeline::sink::{LocalDirSink, ObjectSink, S3Sink};
 use ferry_pipeline::value::{parse_item_line, AttributeValue, Item};
 use tokio_postgres::Client;
@@ -202,15 +204,7 @@ pub(crate) fn from_sdk(value: &ddb::AttributeValue) -> AttributeValue {
 
 /// One chunk of the whole table.
 fn single_chunk(run: &str, spec: &TableSpec, shard: &str) -> Chunk {
-    Chunk {
-        run: run.to_owned(),
-        table: spec.name.clone(),
-        shard: shard.to_owned(),
-        chunk: 0,
-        start_block: 0,
-        end_block: None,
-        compression: spec.compression,
-    }
+    Chunk::whole(run, &spec.name, shard, spec.compression)
 }
 
 async fn prepare(client: &Client, spec: &TableSpec) -> (SourceTable, ItemMapper) {
@@ -494,6 +488,52 @@ async fn chunked_extract_equals_single_chunk_extract() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// Key-range chunks (`chunk_key`): every row once, the rows whose key is NULL too, and the same
+/// digests as one whole chunk; a key that is not an integer column is refused by name.
+#[tokio::test]
+async fn key_range_chunks_read_every_row_once_nulls_included() {
+    let (sql, rates_rows) = rates(50);
+    // `lot` runs 101..=5010 (hotel × 100 + plan), NULL for hotel 3's plan 5 (200 rows).
+    let sql = format!(
+        "{sql}\nALTER TABLE rates ADD COLUMN lot bigint;\n\
+         UPDATE rates SET lot = NULLIF(hotel_id * 100 + rate_plan_id, 305);\nANALYZE rates;"
+    );
+    let (_db, client) = database(&sql).await;
+    let mut spec = table("Rates");
+    spec.chunk_target_mb = Some(1);
+    spec.chunk_key = Some("lot".into());
+    let (source, mapper) = prepare(&client, &spec).await;
+    let bounds = key_bounds(&client, &source, "lot").await.unwrap();
+    assert_eq!(bounds, Some((101, 5010)));
+    let size = table_size(&client, &source).await.unwrap();
+    let chunks =
+        plan_table_by_key("run-k", &spec, &[("shard-01".to_owned(), size)], &[bounds]).unwrap();
+    assert!(chunks.len() >= 4, "{chunks:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let sink = LocalDirSink::new(dir.path());
+    let options = ExtractOptions::default();
+    let mut digests = BucketDigests::new(options.bucket_bits).unwrap();
+    let mut rows = 0;
+    for chunk in &chunks {
+        let manifest = extract_chunk(&client, &source, &mapper, chunk, &options, &sink)
+            .await
+            .unwrap();
+        rows += manifest.rows;
+        digests.merge(&manifest.digests).unwrap();
+    }
+    assert_eq!(rows, rates_rows, "every row once, the NULL keys included");
+    let whole = extract_whole(&client, &spec, dir.path()).await;
+    assert_eq!(whole.rows, rates_rows);
+    assert_eq!(digests, whole.digests);
+
+    let err = key_bounds(&client, &source, "note").await.unwrap_err();
+    assert!(
+        err.to_string().contains("chunk_key \"note\" is text"),
+        "{err}"
+    );
 }
 
 /// Extracts `spec`'s source (table or query) whole into `dir`; its manifest.

@@ -173,15 +173,12 @@ impl World {
             };
             let source = describe_table(&client, qualified).await.unwrap();
             let mapper = ItemMapper::new(spec_table, &source.columns).unwrap();
-            let chunk = Chunk {
-                run: "expected".into(),
-                table: table.into(),
-                shard: format!("s{index}"),
-                chunk: 0,
-                start_block: 0,
-                end_block: None,
-                compression: spec_table.compression,
-            };
+            let chunk = Chunk::whole(
+                "expected",
+                table,
+                &format!("s{index}"),
+                spec_table.compression,
+            );
             let manifest = extract_chunk(
                 &client,
                 &source,

@@ -94,13 +94,10 @@ async fn migrate_with(
         .enumerate()
         .map(|(number, &(start_block, end_block))| {
             let chunk = Chunk {
-                run: run.clone(),
-                table: table.name.clone(),
-                shard: "shard-01".into(),
                 chunk: number as u32,
                 start_block,
                 end_block,
-                compression: table.compression,
+                ..Chunk::whole(&run, &table.name, "shard-01", table.compression)
             };
             let (database, source, mapper, sink) = (&database, &source, &mapper, &sink);
             async move {
@@ -494,15 +491,12 @@ async fn the_independent_mode_re_reads_the_source_through_the_mapping() {
     migrated.forget_the_bootstrap_and_relabel_50().await;
 
     let scratch = tempfile::tempdir().unwrap();
-    let chunk = Chunk {
-        run: migrated.run.clone(),
-        table: migrated.table.name.clone(),
-        shard: "shard-01".into(),
-        chunk: 0,
-        start_block: 0,
-        end_block: None,
-        compression: migrated.table.compression,
-    };
+    let chunk = Chunk::whole(
+        &migrated.run,
+        &migrated.table.name,
+        "shard-01",
+        migrated.table.compression,
+    );
     let manifest = verify::reextract_source(
         &migrated.client,
         &migrated.source,

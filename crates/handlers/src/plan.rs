@@ -17,7 +17,9 @@ use ferry_core::spec::{
 };
 use ferry_core::{Error, ErrorCode, Result, RunId};
 use ferry_pipeline::extract::describe_source;
-use ferry_pipeline::plan::{plan_table, plan_whole, table_size, write_chunk_list, Chunk};
+use ferry_pipeline::plan::{
+    key_bounds, plan_table, plan_table_by_key, plan_whole, table_size, write_chunk_list, Chunk,
+};
 use ferry_pipeline::verify::export_prefix;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -125,20 +127,29 @@ pub async fn handle(cx: &Context, request: Request) -> Result<Response> {
     let mut targets = Vec::new();
     for table in tables {
         let mut sizes = Vec::new();
+        let mut bounds = Vec::new();
         for shard in spec.shards_of(table) {
             let client = &clients[&shard.name];
+            let in_shard =
+                |e: ferry_pipeline::extract::ExtractError| Error::from(e).with_context(&shard.name);
             // Describing a query prepares it: a query the source cannot run fails here.
             let source = describe_source(client, &table.source)
                 .await
-                .map_err(|e| Error::from(e).with_context(&shard.name))?;
+                .map_err(in_shard)?;
             if source.query.is_none() {
-                let size = table_size(client, &source)
-                    .await
-                    .map_err(|e| Error::from(e).with_context(&shard.name))?;
-                sizes.push((shard.name.clone(), size));
+                sizes.push((
+                    shard.name.clone(),
+                    table_size(client, &source).await.map_err(in_shard)?,
+                ));
+            }
+            if let Some(key) = &table.chunk_key {
+                bounds.push(key_bounds(client, &source, key).await.map_err(in_shard)?);
             }
         }
         let planned = match &table.source {
+            TableSource::Table(_) if table.chunk_key.is_some() => {
+                plan_table_by_key(&run, table, &sizes, &bounds)
+            }
             TableSource::Table(_) => plan_table(&run, table, &sizes),
             TableSource::Query(_) => {
                 let shards: Vec<String> = spec

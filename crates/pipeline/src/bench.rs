@@ -265,6 +265,7 @@ async fn ferry_extract(
     let target_mb = (heap_mb / (parallelism as u64 * 4)).max(1);
     let spec = TableSpec {
         chunk_target_mb: Some(target_mb),
+        chunk_key: None,
         ..probe
     };
     let mapper = Arc::new(

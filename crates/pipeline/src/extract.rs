@@ -232,24 +232,36 @@ pub fn copy_statement(table: &SourceTable, mapper: &ItemMapper, chunk: &Chunk) -
             _ => quote_ident(&c.name),
         })
         .collect();
-    if table.query.is_some() {
-        return format!(
-            "COPY (SELECT {} FROM {}) TO STDOUT",
-            columns.join(", "),
-            table.qualified()
-        );
+    // COPY takes no bind parameters: the bounds are rendered from integers, never from text.
+    let mut conditions = Vec::new();
+    if let Some(range) = &chunk.key_range {
+        let key = quote_ident(&range.column);
+        if let Some(start) = range.start {
+            conditions.push(format!("{key} >= {start}"));
+        }
+        if let Some(end) = range.end {
+            conditions.push(match range.start {
+                Some(_) => format!("{key} < {end}"),
+                // The first range also takes the rows whose key is NULL.
+                None => format!("({key} < {end} OR {key} IS NULL)"),
+            });
+        }
+    } else if table.query.is_none() {
+        conditions.push(format!("ctid >= '({},0)'::tid", chunk.start_block));
+        if let Some(end) = chunk.end_block {
+            conditions.push(format!("ctid < '({end},0)'::tid"));
+        }
     }
-    let mut sql = format!(
-        "COPY (SELECT {} FROM {} WHERE ctid >= '({},0)'::tid",
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    format!(
+        "COPY (SELECT {} FROM {}{filter}) TO STDOUT",
         columns.join(", "),
-        table.qualified(),
-        chunk.start_block
-    );
-    if let Some(end) = chunk.end_block {
-        sql.push_str(&format!(" AND ctid < '({end},0)'::tid"));
-    }
-    sql.push_str(") TO STDOUT");
-    sql
+        table.qualified()
+    )
 }
 
 /// Session settings the mapping relies on, plus the statement timeout.
@@ -757,15 +769,7 @@ mod tests {
             })
             .collect();
         let mapper = ItemMapper::new(&table, &columns).unwrap();
-        let chunk = Chunk {
-            run: "r".into(),
-            table: "Inventory".into(),
-            shard: "s".into(),
-            chunk: 0,
-            start_block: 0,
-            end_block: None,
-            compression: ferry_core::spec::Compression::Gzip,
-        };
+        let chunk = Chunk::whole("r", "Inventory", "s", ferry_core::spec::Compression::Gzip);
         let copy: Vec<u8> = (0..50)
             .flat_map(|i| {
                 format!(

@@ -3,7 +3,9 @@
 //! stable). Sizes come from the catalogue: the relation's size in blocks and `reltuples`.
 //!
 //! The last chunk of a shard has no upper bound, so rows in blocks added after planning (or beyond
-//! a stale size) are still read. One DynamoDB import reads at most [`MAX_IMPORT_OBJECTS`]
+//! a stale size) are still read. A table with a `chunk_key` (an integer column) is cut into ranges
+//! of that column's values instead, as many as the block plan would make: the first range is
+//! open below and takes the NULLs, the last is open above. One DynamoDB import reads at most [`MAX_IMPORT_OBJECTS`]
 //! objects, so a table's chunks over all shards never exceed it: chunks grow instead.
 
 use ferry_core::spec::{Compression, TableSpec};
@@ -34,9 +36,34 @@ pub struct Chunk {
     /// Last heap block, exclusive; `None` reads to the end of the table.
     pub end_block: Option<u64>,
     pub compression: Compression,
+    /// With a `chunk_key`: the chunk's range of key values (then the block range is whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_range: Option<KeyRange>,
+}
+
+/// Values of an integer column: `start <= key < end`; an open start also takes the NULLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRange {
+    pub column: String,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
 }
 
 impl Chunk {
+    /// Chunk 0 of a shard, reading all of it.
+    pub fn whole(run: &str, table: &str, shard: &str, compression: Compression) -> Chunk {
+        Chunk {
+            run: run.to_owned(),
+            table: table.to_owned(),
+            shard: shard.to_owned(),
+            chunk: 0,
+            start_block: 0,
+            end_block: None,
+            compression,
+            key_range: None,
+        }
+    }
+
     /// Where ImportTable reads this table's data objects from: `runs/<run>/bootstrap/<table>/`.
     pub fn data_prefix(run: &str, table: &str) -> String {
         format!("runs/{run}/bootstrap/{table}/")
@@ -147,19 +174,108 @@ pub fn plan_table(
         let n = size.blocks.div_ceil(blocks_per_chunk).max(1);
         for i in 0..n {
             let chunk = Chunk {
-                run: run.to_owned(),
-                table: spec.name.clone(),
-                shard: shard.clone(),
                 chunk: i as u32,
                 start_block: i * blocks_per_chunk,
                 end_block: (i + 1 < n).then_some((i + 1) * blocks_per_chunk),
-                compression: spec.compression,
+                ..Chunk::whole(run, &spec.name, shard, spec.compression)
             };
             chunk.check_names()?;
             chunks.push(chunk);
         }
     }
     Ok(chunks)
+}
+
+/// The key-range plan of a table with a `chunk_key`: per shard, as many chunks as
+/// [`plan_table`] makes, cutting the shard's `[min, max]` of the key into equal ranges. `bounds`
+/// holds each shard's min and max (`None`: no non-NULL key, one whole chunk).
+pub fn plan_table_by_key(
+    run: &str,
+    spec: &TableSpec,
+    shards: &[(String, TableSize)],
+    bounds: &[Option<(i64, i64)>],
+) -> Result<Vec<Chunk>, String> {
+    let column = spec
+        .chunk_key
+        .clone()
+        .ok_or_else(|| format!("table \"{}\" has no chunk_key", spec.name))?;
+    let by_blocks = plan_table(run, spec, shards)?;
+    let mut chunks = Vec::new();
+    for ((shard, _), bounds) in shards.iter().zip(bounds) {
+        let n = by_blocks.iter().filter(|c| &c.shard == shard).count() as i128;
+        let whole = Chunk::whole(run, &spec.name, shard, spec.compression);
+        let Some((low, high)) = *bounds else {
+            chunks.push(whole);
+            continue;
+        };
+        // i128: the span of two i64 does not fit an i64.
+        let span = i128::from(high) - i128::from(low) + 1;
+        let width = ((span + n - 1) / n).max(1);
+        let cut = |i: i128| i64::try_from(i128::from(low) + i * width).ok();
+        let mut i = 0;
+        while i < n {
+            let end = if i + 1 < n { cut(i + 1) } else { None };
+            chunks.push(Chunk {
+                chunk: i as u32,
+                key_range: Some(KeyRange {
+                    column: column.clone(),
+                    start: if i == 0 { None } else { cut(i) },
+                    end,
+                }),
+                ..whole.clone()
+            });
+            if end.is_none() || end > Some(high) {
+                // The rest of the key space is empty.
+                if let Some(last) = chunks.last_mut().and_then(|c| c.key_range.as_mut()) {
+                    last.end = None;
+                }
+                break;
+            }
+            i += 1;
+        }
+    }
+    Ok(chunks)
+}
+
+/// The smallest and largest non-NULL value of the integer column `column`; `None` when it has
+/// none. Refuses a column that is not smallint, integer or bigint.
+pub async fn key_bounds(
+    client: &Client,
+    table: &SourceTable,
+    column: &str,
+) -> Result<Option<(i64, i64)>, ExtractError> {
+    let invalid = |message: String| ExtractError::Invalid {
+        table: table.qualified(),
+        message,
+    };
+    let source = table
+        .columns
+        .iter()
+        .find(|c| c.name == column)
+        .ok_or_else(|| {
+            invalid(format!(
+                "chunk_key names column \"{column}\", which the table does not have"
+            ))
+        })?;
+    if !matches!(source.type_name.as_str(), "int2" | "int4" | "int8") {
+        return Err(invalid(format!(
+            "chunk_key \"{column}\" is {}, not an integer column",
+            source.type_name
+        )));
+    }
+    let quoted = crate::extract::quote_ident(column);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT min({quoted})::bigint, max({quoted})::bigint FROM {}",
+                table.qualified()
+            ),
+            &[],
+        )
+        .await
+        .map_err(|source| ExtractError::source(&table.qualified(), source))?;
+    let (low, high): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+    Ok(low.zip(high))
 }
 
 /// Every shard gives at least one object, and one import reads at most [`MAX_IMPORT_OBJECTS`].
@@ -180,15 +296,7 @@ pub fn plan_whole(run: &str, spec: &TableSpec, shards: &[String]) -> Result<Vec<
     shards
         .iter()
         .map(|shard| {
-            let chunk = Chunk {
-                run: run.to_owned(),
-                table: spec.name.clone(),
-                shard: shard.clone(),
-                chunk: 0,
-                start_block: 0,
-                end_block: None,
-                compression: spec.compression,
-            };
+            let chunk = Chunk::whole(run, &spec.name, shard, spec.compression);
             chunk.check_names()?;
             Ok(chunk)
         })
@@ -272,6 +380,62 @@ mod tests {
         );
         let back: Vec<Chunk> = serde_json::from_slice(&chunk_list_json(&chunks)).unwrap();
         assert_eq!(back, chunks);
+    }
+
+    #[test]
+    fn key_ranges_are_contiguous_open_at_both_ends_and_never_overflow() {
+        let mut table = spec(Some(1));
+        table.chunk_key = Some("hotel_id".into());
+        let shards = vec![
+            ("p-01".to_string(), size(300)),
+            ("p-02".to_string(), size(300)),
+            ("p-03".to_string(), size(0)),
+        ];
+        let bounds = [Some((10, 99)), Some((i64::MIN, i64::MAX)), None];
+        let chunks = plan_table_by_key("01RUN", &table, &shards, &bounds).unwrap();
+        let ranges: Vec<_> = chunks
+            .iter()
+            .map(|c| {
+                let r = c.key_range.as_ref();
+                (
+                    c.shard.as_str(),
+                    c.chunk,
+                    r.and_then(|r| r.start),
+                    r.and_then(|r| r.end),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                ("p-01", 0, None, Some(40)),
+                ("p-01", 1, Some(40), Some(70)),
+                ("p-01", 2, Some(70), None),
+                // 2^64 values in 3 ranges of ceil(2^64 / 3) = 6,148,914,691,236,517,206.
+                ("p-02", 0, None, Some(-3_074_457_345_618_258_602)),
+                (
+                    "p-02",
+                    1,
+                    Some(-3_074_457_345_618_258_602),
+                    Some(3_074_457_345_618_258_604)
+                ),
+                ("p-02", 2, Some(3_074_457_345_618_258_604), None),
+                ("p-03", 0, None, None),
+            ]
+        );
+        assert!(chunks[..6]
+            .iter()
+            .all(|c| c.start_block == 0 && c.end_block.is_none()));
+        assert_eq!(
+            chunks[6],
+            Chunk::whole("01RUN", "BaseRate", "p-03", table.compression)
+        );
+        let back: Vec<Chunk> = serde_json::from_slice(&chunk_list_json(&chunks)).unwrap();
+        assert_eq!(back, chunks);
+        // A chunk list without key ranges (written before they existed) still reads.
+        let old = r#"[{"run":"r","table":"t","shard":"s","chunk":0,"start_block":0,"end_block":null,"compression":"gzip"}]"#;
+        let old: Vec<Chunk> = serde_json::from_str(old).unwrap();
+        assert_eq!(old[0].key_range, None);
     }
 
     #[tokio::test]

@@ -153,15 +153,8 @@ async fn reextract(
             ferry_pipeline::item::ItemMapper::new(table, &source.columns).with_context(|| {
                 format!("table {}: the mapping does not fit the source", table.name)
             })?;
-        let chunk = ferry_pipeline::plan::Chunk {
-            run: run.to_owned(),
-            table: table.name.clone(),
-            shard: shard.name.clone(),
-            chunk: 0,
-            start_block: 0,
-            end_block: None,
-            compression: table.compression,
-        };
+        let chunk =
+            ferry_pipeline::plan::Chunk::whole(run, &table.name, &shard.name, table.compression);
         verify::reextract_source(&client, &source, &mapper, &chunk, scratch)
             .await
             .map_err(|err| anyhow::anyhow!(err.detail()))

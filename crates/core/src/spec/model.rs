@@ -91,6 +91,8 @@ pub struct TableSpec {
     pub wide_numbers_as_string: Vec<String>,
     pub compression: Compression,
     pub chunk_target_mb: Option<u64>,
+    /// An integer column: chunks are ranges of its values instead of ctid block ranges.
+    pub chunk_key: Option<String>,
     pub key: KeySchema,
     pub attributes: Attributes,
     pub ttl: Option<Ttl>,

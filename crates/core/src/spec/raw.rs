@@ -66,6 +66,7 @@ pub(super) struct RawTable {
     #[serde(default)]
     pub compression: Compression,
     pub chunk_target_mb: Option<i64>,
+    pub chunk_key: Option<String>,
     pub key: RawKeySchema,
     #[serde(default)]
     pub attributes: RawAttributes,

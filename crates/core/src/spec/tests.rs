@@ -182,6 +182,10 @@ rejects! {
         => [("tables[0].wide_numbers_as_string[1]", "unknown column \"balance\"")];
     chunk_target_must_be_positive: edited(&[("[tables.key]", "chunk_target_mb = 0\n[tables.key]")])
         => [("tables[0].chunk_target_mb", "must be at least 1, got 0")];
+    unknown_chunk_key: edited(&[("[tables.key]", "chunk_key = \"rate_id\"\n[tables.key]")])
+        => [("tables[0].chunk_key", "unknown column \"rate_id\"")];
+    query_sources_are_not_cut_by_key: edited(&[("{ table = \"public.rate\" }", "{ query = \"SELECT * FROM rate\" }"), ("[tables.key]", "chunk_key = \"amount\"\n[tables.key]")])
+        => [("tables[0].chunk_key", "only table sources are cut by key")];
 }
 
 // Keys, attributes and TTL.

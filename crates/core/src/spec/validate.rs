@@ -296,6 +296,15 @@ impl Validator {
             &raw.wide_numbers_as_string,
             columns,
         );
+        if let Some(key) = &raw.chunk_key {
+            self.column(&format!("{path}.chunk_key"), key, columns);
+            if matches!(raw.source, TableSource::Query(_)) {
+                self.error(
+                    format!("{path}.chunk_key"),
+                    "only table sources are cut by key; a query is extracted whole",
+                );
+            }
+        }
         let chunk_target_mb = raw
             .chunk_target_mb
             .map(|mb| self.bounded(&format!("{path}.chunk_target_mb"), mb, 1..=i64::MAX));
@@ -346,6 +355,7 @@ impl Validator {
             wide_numbers_as_string: raw.wide_numbers_as_string.clone(),
             compression: raw.compression,
             chunk_target_mb,
+            chunk_key: raw.chunk_key.clone(),
             key,
             attributes,
             ttl: raw.ttl.clone(),

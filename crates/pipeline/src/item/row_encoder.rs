@@ -544,6 +544,7 @@ mod tests {
             wide_numbers_as_string: vec![],
             compression: Default::default(),
             chunk_target_mb: None,
+            chunk_key: None,
             key: KeySchema {
                 partition: key("pk", "HOTEL#{hotel_id}", KeyType::String),
                 sort: Some(key(

@@ -163,13 +163,8 @@ const TABLE: &str = "BaseRate";
 
 fn chunk(index: usize) -> Chunk {
     Chunk {
-        run: RUN.into(),
-        table: TABLE.into(),
-        shard: "bench".into(),
         chunk: index as u32,
-        start_block: 0,
-        end_block: None,
-        compression: Compression::Gzip,
+        ..Chunk::whole(RUN, TABLE, "bench", Compression::Gzip)
     }
 }
 
