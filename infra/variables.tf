@@ -89,6 +89,12 @@ variable "source_secret_arns" {
   default     = []
 }
 
+variable "alarm_topic_arn" {
+  description = "SNS topic the stack's CloudWatch alarms notify (infra/alarms.tf). Empty: the alarms only show in CloudWatch."
+  type        = string
+  default     = ""
+}
+
 variable "emr_jar_prefixes" {
   description = "s3:// prefixes (bootstrap.emr_serverless.jar_prefix of the specs) the plan function may list to find the newest JAR of the EMR Serverless bootstrap engine. Empty: no spec may use that engine, and neither the plan function nor the bootstrap machine gets any EMR permission."
   type        = list(string)

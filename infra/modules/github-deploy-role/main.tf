@@ -112,8 +112,9 @@ data "aws_iam_policy_document" "deploy" {
 
   statement {
     sid     = "StackResources"
-    actions = ["dynamodb:*", "lambda:*", "states:*", "scheduler:*", "logs:*"]
+    actions = ["dynamodb:*", "lambda:*", "states:*", "scheduler:*", "logs:*", "cloudwatch:*"]
     resources = [
+      "arn:${local.partition}:cloudwatch:${local.arn_tail}:alarm:${local.prefix}-*",
       "arn:${local.partition}:dynamodb:${local.arn_tail}:table/${local.prefix}-*",
       "arn:${local.partition}:lambda:${local.arn_tail}:function:${local.prefix}-*",
       "arn:${local.partition}:states:${local.arn_tail}:stateMachine:${local.prefix}-*",
