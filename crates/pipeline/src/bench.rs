@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_core::spec::{Compression, TableSource, TableSpec};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
 use crate::source::{ConnectError, SourceConfig};
@@ -277,34 +275,49 @@ async fn ferry_extract(
     let chunk_count = chunks.len();
     let source = Arc::new(source);
     let sink = LocalDirSink::new(dir);
-    let semaphore = Arc::new(Semaphore::new(parallelism));
-    let mut tasks = JoinSet::new();
-    for chunk in chunks {
-        let (config, source, mapper, sink, semaphore) = (
+    // Each worker is an OS thread with its own single-threaded runtime: a chunk's connection
+    // and its encoding share one core's caches, as in a Lambda.
+    let queue = Arc::new(std::sync::Mutex::new(chunks.into_iter()));
+    let mut workers = Vec::new();
+    for _ in 0..parallelism {
+        let (config, source, mapper, sink, queue) = (
             config.clone(),
             source.clone(),
             mapper.clone(),
             sink.clone(),
-            semaphore.clone(),
+            queue.clone(),
         );
-        tasks.spawn(async move {
-            let _permit = semaphore.acquire_owned().await.expect("never closed");
-            let client = connect(&config).await?;
-            let manifest = extract_chunk(
-                &client,
-                &source,
-                &mapper,
-                &chunk,
-                &ExtractOptions::default(),
-                &sink,
-            )
-            .await?;
-            Ok::<_, BenchError>((manifest.rows, manifest.bytes_out))
-        });
+        workers.push(std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let (mut rows, mut bytes) = (0, 0);
+                loop {
+                    let next = queue.lock().expect("not poisoned").next();
+                    let Some(chunk) = next else { break };
+                    let client = connect(&config).await?;
+                    let manifest = extract_chunk(
+                        &client,
+                        &source,
+                        &mapper,
+                        &chunk,
+                        &ExtractOptions::default(),
+                        &sink,
+                    )
+                    .await?;
+                    rows += manifest.rows;
+                    bytes += manifest.bytes_out;
+                }
+                Ok::<_, BenchError>((rows, bytes))
+            })
+        }));
     }
     let (mut rows, mut bytes) = (0, 0);
-    while let Some(done) = tasks.join_next().await {
-        let (r, b) = done.map_err(|e| BenchError::Other(format!("a chunk task failed: {e}")))??;
+    for worker in workers {
+        let (r, b) = worker
+            .join()
+            .map_err(|_| BenchError::Other("a worker thread panicked".into()))??;
         rows += r;
         bytes += b;
     }

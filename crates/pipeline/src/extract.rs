@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferry_core::spec::Compression;
 use ferry_core::{Error, ErrorCode};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -346,7 +347,7 @@ pub async fn extract_chunk(
         .map_err(|source| ExtractError::source(&table.qualified(), source))?;
     let object_key = chunk.object_key();
     let mut upload = sink.create(&object_key).await?;
-    let mut state = ChunkState::new(mapper, chunk, options)?;
+    let mut state = ChunkEncoder::new(mapper, chunk.compression, options)?;
     let streamed = stream_rows(client, table, mapper, chunk, &mut state, upload.as_mut()).await;
     let finished = match streamed {
         Ok(()) => match state.finish() {
@@ -384,7 +385,9 @@ pub async fn extract_chunk(
     Ok(manifest)
 }
 
-struct ChunkState<'a> {
+/// One chunk's COPY text (in any pieces) → compressed DynamoDB JSON lines, bucket digests and
+/// counts; no connection, no sink: [`extract_chunk`] drives it.
+pub struct ChunkEncoder<'a> {
     mapper: &'a ItemMapper,
     writer: Option<ItemWriter>,
     encoder: RowEncoder<'a>,
@@ -400,25 +403,23 @@ struct ChunkState<'a> {
     pending: Vec<u8>,
 }
 
-struct ChunkTotals {
-    rows: u64,
-    bytes_in: u64,
-    writer: crate::encode::WriterTotals,
-    digests: BucketDigests,
+/// What a finished chunk counted.
+pub struct ChunkTotals {
+    pub rows: u64,
+    pub bytes_in: u64,
+    pub writer: crate::encode::WriterTotals,
+    pub digests: BucketDigests,
 }
 
-impl<'a> ChunkState<'a> {
-    fn new(
+impl<'a> ChunkEncoder<'a> {
+    pub fn new(
         mapper: &'a ItemMapper,
-        chunk: &Chunk,
+        compression: Compression,
         options: &ExtractOptions,
     ) -> Result<Self, ExtractError> {
-        Ok(ChunkState {
+        Ok(ChunkEncoder {
             mapper,
-            writer: Some(ItemWriter::with_flush_at(
-                chunk.compression,
-                options.flush_at,
-            )?),
+            writer: Some(ItemWriter::with_flush_at(compression, options.flush_at)?),
             encoder: mapper.row_encoder(),
             digests: BucketDigests::new(options.bucket_bits).map_err(|source| {
                 ExtractError::Digest {
@@ -436,11 +437,11 @@ impl<'a> ChunkState<'a> {
     }
 
     /// Feeds COPY bytes; complete lines become items.
-    fn feed(&mut self, data: &[u8]) -> Result<(), ExtractError> {
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), ExtractError> {
         self.bytes_in += data.len() as u64;
         let mut rest = data;
         if !self.pending.is_empty() {
-            let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+            let Some(end) = memchr::memchr(b'\n', rest) else {
                 self.pending.extend_from_slice(rest);
                 return Ok(());
             };
@@ -449,7 +450,7 @@ impl<'a> ChunkState<'a> {
             self.row(&line)?;
             rest = &rest[end + 1..];
         }
-        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             self.row(&rest[..end])?;
             rest = &rest[end + 1..];
         }
@@ -458,31 +459,52 @@ impl<'a> ChunkState<'a> {
     }
 
     fn row(&mut self, line: &[u8]) -> Result<(), ExtractError> {
-        let table = || self.mapper.table().to_owned();
-        split_copy_line(line, &mut self.text, &mut self.fields);
-        if self.fields.len() != self.mapper.columns().len() {
+        // Most rows escape nothing (a NULL's `\N` aside): their fields are slices of the line.
+        let mut values = recycle(std::mem::take(&mut self.values));
+        let plain =
+            std::str::from_utf8(line).is_ok_and(|line| split_plain_copy_line(line, &mut values));
+        if plain {
+            let result = self.encode(&values);
+            self.values = recycle(values);
+            return result;
+        }
+        self.values = recycle(values);
+        let mut unescaped = std::mem::take(&mut self.text);
+        split_copy_line(line, &mut unescaped, &mut self.fields);
+        let result = match std::str::from_utf8(&unescaped) {
+            Ok(text) => {
+                let mut values = recycle(std::mem::take(&mut self.values));
+                values.extend(
+                    self.fields
+                        .iter()
+                        .map(|f| f.map(|(start, end)| &text[start..end])),
+                );
+                let result = self.encode(&values);
+                self.values = recycle(values);
+                result
+            }
+            Err(_) => Err(ExtractError::Invalid {
+                table: self.mapper.table().to_owned(),
+                message: "the source sent text that is not UTF-8".to_owned(),
+            }),
+        };
+        self.text = unescaped;
+        result
+    }
+
+    /// One row's fields (unescaped, `None` for NULL) → its line in the output and its digest.
+    fn encode(&mut self, values: &[Option<&str>]) -> Result<(), ExtractError> {
+        if values.len() != self.mapper.columns().len() {
             return Err(ExtractError::Invalid {
-                table: table(),
+                table: self.mapper.table().to_owned(),
                 message: format!(
                     "COPY gave {} fields where {} columns were selected",
-                    self.fields.len(),
+                    values.len(),
                     self.mapper.columns().len()
                 ),
             });
         }
-        let text = std::str::from_utf8(&self.text).map_err(|_| ExtractError::Invalid {
-            table: table(),
-            message: "the source sent text that is not UTF-8".to_owned(),
-        })?;
-        let mut values = recycle(std::mem::take(&mut self.values));
-        values.extend(
-            self.fields
-                .iter()
-                .map(|f| f.map(|(start, end)| &text[start..end])),
-        );
-        let encoded = self.encoder.encode(&values);
-        self.values = recycle(values);
-        let hash = encoded.map_err(|err| match err {
+        let hash = self.encoder.encode(values).map_err(|err| match err {
             RowError::Map(err) => ExtractError::Map(err),
             RowError::Digest(source) => ExtractError::Digest {
                 table: self.mapper.table().to_owned(),
@@ -498,11 +520,13 @@ impl<'a> ChunkState<'a> {
         Ok(())
     }
 
-    fn take_ready(&mut self) -> Option<Bytes> {
+    /// Compressed bytes ready to be stored, once enough are buffered.
+    pub fn take_ready(&mut self) -> Option<Bytes> {
         self.writer.as_mut().and_then(ItemWriter::take_ready)
     }
 
-    fn finish(&mut self) -> Result<(Bytes, ChunkTotals), ExtractError> {
+    /// Ends the chunk: the last compressed bytes and the totals. Called once.
+    pub fn finish(&mut self) -> Result<(Bytes, ChunkTotals), ExtractError> {
         if !self.pending.is_empty() {
             return Err(ExtractError::Invalid {
                 table: self.mapper.table().to_owned(),
@@ -538,7 +562,7 @@ async fn stream_rows(
     table: &SourceTable,
     mapper: &ItemMapper,
     chunk: &Chunk,
-    state: &mut ChunkState<'_>,
+    state: &mut ChunkEncoder<'_>,
     upload: &mut dyn ObjectUpload,
 ) -> Result<(), ExtractError> {
     let statement = copy_statement(table, mapper, chunk);
@@ -553,6 +577,31 @@ async fn stream_rows(
         }
     }
     Ok(())
+}
+
+/// Splits a line of COPY text format that escapes nothing but NULLs (`\N`) into `values`;
+/// false (and `values` partly filled) when some field has another escape.
+fn split_plain_copy_line<'l>(line: &'l str, values: &mut Vec<Option<&'l str>>) -> bool {
+    let bytes = line.as_bytes();
+    let mut start = 0;
+    let mut escaped = false;
+    let stops = memchr::memchr2_iter(b'\t', b'\\', bytes).chain([bytes.len()]);
+    for at in stops {
+        if at < bytes.len() && bytes[at] == b'\\' {
+            escaped = true;
+            continue;
+        }
+        if !escaped {
+            values.push(Some(&line[start..at]));
+        } else if &bytes[start..at] == b"\\N" {
+            values.push(None);
+        } else {
+            return false;
+        }
+        start = at + 1;
+        escaped = false;
+    }
+    true
 }
 
 /// Splits one line of COPY text format into fields, undoing its escapes: `\N` is NULL, and
@@ -700,6 +749,7 @@ mod tests {
             b"",
         ];
         let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut plain = 0;
         for _ in 0..20_000 {
             let mut line = Vec::new();
             for _ in 0..(state % 9) {
@@ -722,7 +772,23 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(&line)
             );
+            // The no-copy split, where it accepts the line, gives the same fields.
+            let mut values = Vec::new();
+            if let Ok(line) = std::str::from_utf8(&line) {
+                if split_plain_copy_line(line, &mut values) {
+                    plain += 1;
+                    let plain: Vec<Option<Vec<u8>>> = values
+                        .iter()
+                        .map(|v| v.map(|v| v.as_bytes().to_vec()))
+                        .collect();
+                    assert_eq!(plain, got, "{line:?}");
+                }
+            }
         }
+        assert!(
+            plain > 1_000,
+            "the no-copy split was tried on {plain} lines"
+        );
     }
 
     #[test]
@@ -779,7 +845,8 @@ mod tests {
             })
             .collect();
         let run = |pieces: &[&[u8]]| {
-            let mut state = ChunkState::new(&mapper, &chunk, &ExtractOptions::default()).unwrap();
+            let mut state =
+                ChunkEncoder::new(&mapper, chunk.compression, &ExtractOptions::default()).unwrap();
             for piece in pieces {
                 state.feed(piece).unwrap();
             }
@@ -792,7 +859,8 @@ mod tests {
             let pieces: Vec<&[u8]> = copy.chunks(size).collect();
             assert_eq!(run(&pieces), whole, "pieces of {size} bytes");
         }
-        let mut state = ChunkState::new(&mapper, &chunk, &ExtractOptions::default()).unwrap();
+        let mut state =
+            ChunkEncoder::new(&mapper, chunk.compression, &ExtractOptions::default()).unwrap();
         state.feed(&copy[..copy.len() - 3]).unwrap();
         assert!(matches!(state.finish(), Err(ExtractError::Invalid { .. })));
     }

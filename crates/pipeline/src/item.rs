@@ -6,7 +6,7 @@
 //! `DateStyle = ISO`, `TimeZone = UTC`, `bytea_output = hex`, see [`crate::extract`]), one
 //! `Option<&str>` per selected column, `None` for NULL.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDateTime;
 use ferry_core::spec::{KeyAttribute, KeyType, NullAs, TableSpec, TemplatePart};
 
 use crate::value::{check_dynamodb_number, AttributeValue, Item, NumberError};
@@ -549,8 +549,8 @@ impl ItemMapper {
                 .parse()
                 .map(Some)
                 .map_err(|_| format!("\"{text}\" is not epoch seconds")),
-            ColumnKind::Date => parse_iso_date(text)
-                .map(|d| Some(d.and_time(Default::default()).and_utc().timestamp()))
+            ColumnKind::Date => iso_date_days(text)
+                .map(|days| Some(days * 86_400))
                 .ok_or_else(|| format!("\"{text}\" is not a date the TTL can use")),
             _ => {
                 let plain = text.strip_suffix("+00").unwrap_or(text);
@@ -562,14 +562,37 @@ impl ItemMapper {
     }
 }
 
-/// `YYYY-MM-DD` without a format string to interpret per row.
-fn parse_iso_date(text: &str) -> Option<NaiveDate> {
+/// Days since 1970-01-01 of a valid `YYYY-MM-DD`, without a format string to interpret per
+/// row (civil-from-days arithmetic, proleptic Gregorian as PostgreSQL's dates).
+fn iso_date_days(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let number = |range: std::ops::Range<usize>| -> Option<u32> { text.get(range)?.parse().ok() };
-    NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        b[range].iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) {
+        return None;
+    }
+    // Years from March, so the leap day ends the year.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// `2026-01-02 03:04:05.123+00` (PostgreSQL, ISO DateStyle, UTC) → `2026-01-02T03:04:05.123Z`.
@@ -666,6 +689,39 @@ pub fn json_to_attribute(json: &serde_json::Value) -> Result<AttributeValue, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_days_agree_with_chrono() {
+        use chrono::NaiveDate;
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let mut date = NaiveDate::from_ymd_opt(1, 1, 1).unwrap();
+        let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+        while date <= last {
+            let text = date.format("%Y-%m-%d").to_string();
+            let expected = date.signed_duration_since(epoch).num_days();
+            assert_eq!(iso_date_days(&text), Some(expected), "{text}");
+            date = date.succ_opt().unwrap();
+        }
+        for bad in [
+            "2026-02-29",
+            "2024-02-30",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-01-00",
+            "2026-04-31",
+            "2026-1-01",
+            "2026/01/01",
+            "20260101",
+            "2026-01-0x",
+            "+026-01-01",
+            "infinity",
+        ] {
+            assert_eq!(iso_date_days(bad), None, "{bad}");
+        }
+        assert!(iso_date_days("2024-02-29").is_some());
+        assert!(iso_date_days("2000-02-29").is_some());
+        assert_eq!(iso_date_days("1900-02-29"), None);
+    }
     use ferry_core::spec::{
         Attributes, ColumnSelection, DynamoDbSettings, Gsi, KeySchema, KeyTemplate, Projection,
         TableSource, Ttl,

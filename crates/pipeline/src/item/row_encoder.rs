@@ -36,12 +36,17 @@ pub enum RowError {
 struct RowPlan {
     /// Per slot: the attribute name.
     names: Vec<String>,
-    /// Per slot: `"name":` as serde_json writes it.
+    /// Per slot: `,"name":` as serde_json writes it (the comma skipped for the first).
     json_names: Vec<Vec<u8>>,
+    /// Per slot: the name as the canonical encoding writes it (length, bytes).
+    canonical_names: Vec<Vec<u8>>,
     /// Slots by attribute name (bytes): the canonical order.
     sorted: Vec<usize>,
     /// Per key of the mapper (primary, then GSI keys): its slot.
     key_slots: Vec<usize>,
+    /// Per key: whether its text can never need a JSON escape (literals without one, columns
+    /// of kinds whose text has none).
+    key_plain: Vec<bool>,
     /// Per selected column: the slot of its attribute, if it has one.
     column_slots: Vec<Option<usize>>,
     ttl_slot: Option<usize>,
@@ -96,9 +101,28 @@ impl RowPlan {
         let json_names = names
             .iter()
             .map(|name| {
-                let mut out = serde_json::to_vec(name).expect("a string serialises");
+                let mut out = vec![b','];
+                serde_json::to_writer(&mut out, name).expect("a string serialises");
                 out.push(b':');
                 out
+            })
+            .collect();
+        let canonical_names = names
+            .iter()
+            .map(|name| {
+                let mut out = Vec::new();
+                put_bytes(&mut out, name.as_bytes());
+                out
+            })
+            .collect();
+        let key_plain = mapper
+            .keys
+            .iter()
+            .map(|key| {
+                key.parts.iter().all(|part| match part {
+                    KeyPart::Literal(text) => !needs_json_escape(text.as_bytes()),
+                    KeyPart::Column(index) => plain_text_kind(mapper.columns[*index].kind),
+                })
             })
             .collect();
         let mut sorted: Vec<usize> = (0..names.len()).collect();
@@ -106,8 +130,10 @@ impl RowPlan {
         Some(RowPlan {
             names,
             json_names,
+            canonical_names,
             sorted,
             key_slots,
+            key_plain,
             column_slots,
             ttl_slot,
         })
@@ -251,7 +277,7 @@ impl RowEncoder<'_> {
             if let Some(text) = fields[*index] {
                 if let Some(seconds) = mapper.epoch_seconds(*index, text).ok()? {
                     let mut digits = itoa::Buffer::new();
-                    self.number(plan, slot, digits.format(seconds))?;
+                    self.integer(plan, slot, digits.format(seconds))?;
                 }
             }
         }
@@ -284,7 +310,7 @@ impl RowEncoder<'_> {
                 if rendered.is_empty() {
                     return None;
                 }
-                self.string(plan, slot, rendered);
+                self.string(plan, slot, rendered, !plan.key_plain[n]);
             }
             KeyType::Number => {
                 let (negative, exponent) =
@@ -323,7 +349,7 @@ impl RowEncoder<'_> {
     ) -> Option<()> {
         match mapper.columns[index].kind {
             // Integers are not checked when mapped; a bad one fails when hashed (owned path).
-            ColumnKind::Integer => self.number(plan, slot, text)?,
+            ColumnKind::Integer => self.integer(plan, slot, text)?,
             ColumnKind::Numeric | ColumnKind::Float => {
                 let (negative, exponent) =
                     check_dynamodb_number_into(text, &mut self.digits).ok()?;
@@ -344,15 +370,14 @@ impl RowEncoder<'_> {
                 self.values.push(if value { b'T' } else { b'F' });
                 self.end(slot);
             }
-            ColumnKind::Text | ColumnKind::Date | ColumnKind::Other => {
-                self.string(plan, slot, text)
-            }
+            ColumnKind::Date => self.string(plan, slot, text, false),
+            ColumnKind::Text | ColumnKind::Other => self.string(plan, slot, text, true),
             ColumnKind::Timestamp => {
                 let mut iso = std::mem::take(&mut self.text);
                 iso.clear();
                 let converted = push_iso_timestamp(text, &mut iso).ok();
                 if converted.is_some() {
-                    self.string(plan, slot, &iso);
+                    self.string(plan, slot, &iso, false);
                 }
                 self.text = iso;
                 converted?;
@@ -376,14 +401,14 @@ impl RowEncoder<'_> {
         Some(())
     }
 
-    /// Opens an attribute: separator, name.
+    /// Opens an attribute: separator and name in the line, name in the canonical values.
     fn start(&mut self, plan: &RowPlan, slot: usize) {
-        if self.attributes > 0 {
-            self.line.push(b',');
-        }
+        let first = usize::from(self.attributes == 0);
         self.attributes += 1;
-        self.line.extend_from_slice(&plan.json_names[slot]);
-        self.ranges[slot] = Some((self.values.len(), self.values.len()));
+        self.line.extend_from_slice(&plan.json_names[slot][first..]);
+        let start = self.values.len();
+        self.values.extend_from_slice(&plan.canonical_names[slot]);
+        self.ranges[slot] = Some((start, self.values.len()));
     }
 
     fn end(&mut self, slot: usize) {
@@ -392,10 +417,15 @@ impl RowEncoder<'_> {
         }
     }
 
-    fn string(&mut self, plan: &RowPlan, slot: usize, text: &str) {
+    /// An `S`; `escape` false when the text cannot hold a byte JSON escapes.
+    fn string(&mut self, plan: &RowPlan, slot: usize, text: &str, escape: bool) {
         self.start(plan, slot);
         self.line.extend_from_slice(b"{\"S\":");
-        push_json_string(&mut self.line, text);
+        if escape {
+            push_json_string(&mut self.line, text);
+        } else {
+            push_quoted(&mut self.line, text);
+        }
         self.line.push(b'}');
         self.values.push(b'S');
         put_bytes(&mut self.values, text.as_bytes());
@@ -406,6 +436,47 @@ impl RowEncoder<'_> {
     fn number(&mut self, plan: &RowPlan, slot: usize, text: &str) -> Option<()> {
         let (negative, exponent) = scan_number(text, &mut self.digits).ok()?;
         self.scanned_number(plan, slot, text, negative, exponent);
+        Some(())
+    }
+
+    /// An `N` of an integer's text: a plain one (`-`? digits, no leading zero) is its own
+    /// canonical digits, trailing zeros aside, with no scan into a buffer; others go through
+    /// [`Self::number`].
+    fn integer(&mut self, plan: &RowPlan, slot: usize, text: &str) -> Option<()> {
+        let (negative, magnitude) = match text.as_bytes() {
+            [b'-', rest @ ..] => (true, rest),
+            all => (false, all),
+        };
+        let plain = match magnitude {
+            [] => false,
+            [b'0', _, ..] => false,
+            digits => digits.iter().all(u8::is_ascii_digit),
+        };
+        if !plain {
+            return self.number(plan, slot, text);
+        }
+        let significant = magnitude.len()
+            - magnitude
+                .iter()
+                .rev()
+                .take_while(|digit| **digit == b'0')
+                .count();
+        self.start(plan, slot);
+        self.line.extend_from_slice(b"{\"N\":");
+        push_quoted(&mut self.line, text);
+        self.line.push(b'}');
+        self.values.push(b'N');
+        if significant == 0 {
+            put_scanned_number(&mut self.values, false, 0, &[]);
+        } else {
+            put_scanned_number(
+                &mut self.values,
+                negative,
+                magnitude.len() as i64,
+                &magnitude[..significant],
+            );
+        }
+        self.end(slot);
         Some(())
     }
 
@@ -420,7 +491,8 @@ impl RowEncoder<'_> {
     ) {
         self.start(plan, slot);
         self.line.extend_from_slice(b"{\"N\":");
-        push_json_string(&mut self.line, text);
+        // A scanned number is digits, signs, a point and an exponent: nothing to escape.
+        push_quoted(&mut self.line, text);
         self.line.push(b'}');
         self.values.push(b'N');
         put_scanned_number(&mut self.values, negative, exponent, &self.digits);
@@ -453,7 +525,6 @@ impl RowEncoder<'_> {
         out.clear();
         for &slot in &plan.key_slots[..mapper.primary_keys] {
             let (start, end) = self.ranges[slot].expect("primary keys are always set");
-            put_bytes(out, plan.names[slot].as_bytes());
             out.extend_from_slice(&self.values[start..end]);
         }
         let key = xxh3_128(out);
@@ -461,7 +532,6 @@ impl RowEncoder<'_> {
         put_len(out, self.attributes);
         for &slot in &plan.sorted {
             if let Some((start, end)) = self.ranges[slot] {
-                put_bytes(out, plan.names[slot].as_bytes());
                 out.extend_from_slice(&self.values[start..end]);
             }
         }
@@ -477,10 +547,34 @@ fn push_json_string(out: &mut Vec<u8>, text: &str) {
     if needs_json_escape(text.as_bytes()) {
         serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
     } else {
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
+        push_quoted(out, text);
+    }
+}
+
+/// `text` in quotes, for text known to need no JSON escape.
+fn push_quoted(out: &mut Vec<u8>, text: &str) {
+    debug_assert!(!needs_json_escape(text.as_bytes()), "{text:?}");
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether PostgreSQL's text of a column of this kind (as a key part: booleans become
+/// `true`/`false`, timestamps ISO-8601) never holds a byte JSON escapes.
+fn plain_text_kind(kind: ColumnKind) -> bool {
+    match kind {
+        ColumnKind::Integer
+        | ColumnKind::Numeric
+        | ColumnKind::Float
+        | ColumnKind::Bool
+        | ColumnKind::Date
+        | ColumnKind::Timestamp => true,
+        ColumnKind::Text
+        | ColumnKind::Other
+        | ColumnKind::Json
+        | ColumnKind::Array
+        | ColumnKind::Bytea => false,
     }
 }
 
@@ -616,7 +710,17 @@ mod tests {
     /// Candidate texts per selected column (`None` is NULL).
     fn candidates() -> Vec<Vec<Option<&'static str>>> {
         vec![
-            vec![Some("42"), Some("-7"), Some("0"), Some("9007199254740993")],
+            vec![
+                Some("42"),
+                Some("-7"),
+                Some("0"),
+                Some("9007199254740993"),
+                Some("100"),
+                Some("-1200"),
+                Some("007"),
+                Some("-0"),
+                Some("+5"),
+            ],
             vec![Some("2026-01-01"), Some("1999-12-31")],
             vec![
                 Some("120.50"),
