@@ -34,10 +34,16 @@ enum Encoder {
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
 }
 
+/// Lines are gathered into batches of this many bytes before the compressor sees them: a
+/// compressor call (and its checksum) per line costs more than the copy.
+const BATCH: usize = 64 * 1024;
+
 /// Writes items as compressed DynamoDB JSON lines.
 pub struct ItemWriter {
     encoder: Encoder,
     line: Vec<u8>,
+    /// Lines not yet handed to the compressor.
+    batch: Vec<u8>,
     flush_at: usize,
     uncompressed_bytes: u64,
     compressed_bytes: u64,
@@ -57,6 +63,7 @@ impl ItemWriter {
         Ok(ItemWriter {
             encoder,
             line: Vec::with_capacity(1024),
+            batch: Vec::with_capacity(BATCH + 4096),
             flush_at,
             uncompressed_bytes: 0,
             compressed_bytes: 0,
@@ -70,21 +77,30 @@ impl ItemWriter {
         serde_json::to_writer(&mut self.line, &ItemLineRef { item })
             .map_err(std::io::Error::other)?;
         self.line.push(b'\n');
-        self.uncompressed_bytes += self.line.len() as u64;
-        match &mut self.encoder {
-            Encoder::Gzip(e) => e.write_all(&self.line),
-            Encoder::Zstd(e) => e.write_all(&self.line),
-        }
+        let line = std::mem::take(&mut self.line);
+        let written = self.write_line(&line);
+        self.line = line;
+        written
     }
 
     /// Appends one line that is already DynamoDB JSON, newline included (as
     /// [`crate::item::RowEncoder::line`] gives it).
     pub fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
         self.uncompressed_bytes += line.len() as u64;
-        match &mut self.encoder {
-            Encoder::Gzip(e) => e.write_all(line),
-            Encoder::Zstd(e) => e.write_all(line),
+        self.batch.extend_from_slice(line);
+        if self.batch.len() >= BATCH {
+            self.compress_batch()?;
         }
+        Ok(())
+    }
+
+    fn compress_batch(&mut self) -> std::io::Result<()> {
+        let written = match &mut self.encoder {
+            Encoder::Gzip(e) => e.write_all(&self.batch),
+            Encoder::Zstd(e) => e.write_all(&self.batch),
+        };
+        self.batch.clear();
+        written
     }
 
     fn output(&mut self) -> &mut Vec<u8> {
@@ -108,6 +124,7 @@ impl ItemWriter {
 
     /// Ends the stream: the last compressed bytes.
     pub fn finish(mut self) -> std::io::Result<(Bytes, WriterTotals)> {
+        self.compress_batch()?;
         let rest = match self.encoder {
             Encoder::Gzip(e) => e.finish()?,
             Encoder::Zstd(e) => e.finish()?,

@@ -585,23 +585,61 @@ fn split_plain_copy_line<'l>(line: &'l str, values: &mut Vec<Option<&'l str>>) -
     let bytes = line.as_bytes();
     let mut start = 0;
     let mut escaped = false;
-    let stops = memchr::memchr2_iter(b'\t', b'\\', bytes).chain([bytes.len()]);
-    for at in stops {
-        if at < bytes.len() && bytes[at] == b'\\' {
-            escaped = true;
-            continue;
+    // Eight bytes at a time (the last ones padded with zeros): a mask of the tabs and
+    // backslashes among them.
+    let full = bytes.len() / 8 * 8;
+    let mut tail = [0u8; 8];
+    tail[..bytes.len() - full].copy_from_slice(&bytes[full..]);
+    let words = bytes[..full]
+        .chunks_exact(8)
+        .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
+        .chain([u64::from_le_bytes(tail)]);
+    for (n, word) in words.enumerate() {
+        let mut stops = zero_bytes(word ^ (ONES * u64::from(b'\t')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        while stops != 0 {
+            let at = n * 8 + (stops.trailing_zeros() / 8) as usize;
+            stops &= stops - 1;
+            if bytes[at] == b'\\' {
+                escaped = true;
+                continue;
+            }
+            if !push_plain_field(line, start, at, escaped, values) {
+                return false;
+            }
+            start = at + 1;
+            escaped = false;
         }
-        if !escaped {
-            values.push(Some(&line[start..at]));
-        } else if &bytes[start..at] == b"\\N" {
-            values.push(None);
-        } else {
-            return false;
-        }
-        start = at + 1;
-        escaped = false;
+    }
+    push_plain_field(line, start, bytes.len(), escaped, values)
+}
+
+/// Ends the field `line[start..end]`: plain, `\N`, or (false) an escape the no-copy split does
+/// not undo.
+#[inline(always)]
+fn push_plain_field<'l>(
+    line: &'l str,
+    start: usize,
+    end: usize,
+    escaped: bool,
+    values: &mut Vec<Option<&'l str>>,
+) -> bool {
+    if !escaped {
+        values.push(Some(&line[start..end]));
+    } else if &line.as_bytes()[start..end] == b"\\N" {
+        values.push(None);
+    } else {
+        return false;
     }
     true
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The high bit of each byte of `word` that is zero (exactly: no borrow between bytes).
+fn zero_bytes(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((word & LOW7) + LOW7) | word | LOW7)
 }
 
 /// Splits one line of COPY text format into fields, undoing its escapes: `\N` is NULL, and
