@@ -19,6 +19,8 @@ log "linting (cargo clippy --all-targets -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 have shellcheck || apt_install shellcheck
+# `ferry bench extract`'s baseline (psql | gzip -1, | zstd -1) runs in the tests too.
+have zstd || apt_install zstd
 log "checking shell scripts (shellcheck)"
 shellcheck -x .ci/run scripts/*.sh scripts/lib/*.sh
 

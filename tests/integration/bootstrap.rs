@@ -901,3 +901,63 @@ async fn a_source_failure_mid_chunk_is_retryable_and_leaves_nothing() {
     assert_eq!(manifest.rows, rates_rows);
     assert_eq!(walk(dir.path()).len(), 2, "the object and its manifest");
 }
+
+/// `ferry bench extract` end to end on a small table: both codecs, both mappings, the peak
+/// memory, and the last two lines `ratio: X.XX (GZIP)` / `(ZSTD)`. Rates are not asserted.
+#[tokio::test]
+async fn ferry_bench_extract_ends_with_a_ratio_per_codec() {
+    let (database, _client) = ferry_tests::database("bench_extract", "SELECT 1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(ferry_tests::ferry_binary())
+        .args(["bench", "extract", "--rows", "20000", "--database-url"])
+        .arg(ferry_tests::postgres_url_for(&database))
+        .arg("--work-dir")
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("rows: 20000, parallelism: "),
+        "{stdout}"
+    );
+    for codec in ["GZIP", "ZSTD"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{codec}: baseline "))
+                    && l.contains("JSON 3.7 x the COPY text")),
+            "{stdout}"
+        );
+        assert!(
+            lines.iter().any(|l| l
+                .starts_with(&format!("{codec} with the example's full mapping"))
+                && l.contains("JSON 6.1 x")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("ferry peak memory: ")),
+        "{stdout}"
+    );
+    for (line, codec) in lines[lines.len() - 2..].iter().zip(["GZIP", "ZSTD"]) {
+        let ratio: f64 = line
+            .strip_prefix("ratio: ")
+            .and_then(|rest| rest.strip_suffix(&format!(" ({codec})")))
+            .and_then(|ratio| ratio.parse().ok())
+            .unwrap_or_else(|| panic!("{line:?} in\n{stdout}"));
+        assert!(ratio > 0.0, "{stdout}");
+    }
+    // The work directory is left empty.
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "{stdout}"
+    );
+}
