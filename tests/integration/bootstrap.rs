@@ -18,7 +18,7 @@ use ferry_pipeline::extract::{
 };
 use ferry_pipeline::item::ItemMapper;
 use ferry_pipeline::plan::{
-    key_bounds, plan_table, plan_table_by_key, plan_whole, table_size, Chunk,
+    key_bounds, plan_table, plan_table_by_key, plan_whole, table_size, Chunk, KeyBounds,
 };
 use ferry_pipeline::sink::{LocalDirSink, ObjectSink, S3Sink};
 use ferry_pipeline::value::{parse_item_line, AttributeValue, Item};
@@ -491,26 +491,70 @@ async fn chunked_extract_equals_single_chunk_extract() {
 }
 
 /// Key-range chunks (`chunk_key`): every row once, the rows whose key is NULL too, and the same
-/// digests as one whole chunk; a key that is not an integer column is refused by name.
+/// digests as one whole chunk; a skewed key is cut at its histogram's quantiles, so the chunks
+/// hold about equal rows where equal widths would put almost all rows in one; a key that is
+/// not an integer column is refused by name.
 #[tokio::test]
 async fn key_range_chunks_read_every_row_once_nulls_included() {
     let (sql, rates_rows) = rates(50);
-    // `lot` runs 101..=5010 (hotel × 100 + plan), NULL for hotel 3's plan 5 (200 rows).
+    // `lot` is hotel × 100 + plan (101..=4410) for hotels 1-44 and a million times that for
+    // hotels 45-50 (up to 5,010,000,000): 88 % of the rows in the lowest millionth of the
+    // range. NULL for hotel 3's plan 5 (200 rows).
     let sql = format!(
         "{sql}\nALTER TABLE rates ADD COLUMN lot bigint;\n\
-         UPDATE rates SET lot = NULLIF(hotel_id * 100 + rate_plan_id, 305);\nANALYZE rates;"
+         UPDATE rates SET lot = NULLIF(CASE WHEN hotel_id < 45 THEN hotel_id * 100 + rate_plan_id \
+         ELSE (hotel_id * 100 + rate_plan_id) * 1000000 END, 305);\nANALYZE rates;"
     );
     let (_db, client) = database(&sql).await;
     let mut spec = table("Rates");
     spec.chunk_target_mb = Some(1);
     spec.chunk_key = Some("lot".into());
     let (source, mapper) = prepare(&client, &spec).await;
-    let bounds = key_bounds(&client, &source, "lot").await.unwrap();
-    assert_eq!(bounds, Some((101, 5010)));
+    let bounds = key_bounds(&client, &source, "lot").await.unwrap().unwrap();
+    assert_eq!((bounds.low, bounds.high), (101, 5_010_000_000));
+    assert!(
+        bounds.histogram.len() > 10,
+        "ANALYZE made a histogram: {bounds:?}"
+    );
     let size = table_size(&client, &source).await.unwrap();
-    let chunks =
-        plan_table_by_key("run-k", &spec, &[("shard-01".to_owned(), size)], &[bounds]).unwrap();
+    let shards = [("shard-01".to_owned(), size)];
+    let chunks = plan_table_by_key("run-k", &spec, &shards, &[Some(bounds.clone())]).unwrap();
     assert!(chunks.len() >= 4, "{chunks:?}");
+
+    // Rows per chunk, counted in PostgreSQL with the chunks' own ranges.
+    let count = |chunk: &ferry_pipeline::plan::Chunk| {
+        let range = chunk.key_range.clone().unwrap();
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM rates WHERE (lot IS NULL AND $1::bigint IS NULL) \
+                     OR (($1 IS NULL OR lot >= $1) AND ($2::bigint IS NULL OR lot < $2))",
+                    &[&range.start, &range.end],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0) as u64
+        }
+    };
+    let mut per_chunk = Vec::new();
+    for chunk in &chunks {
+        per_chunk.push(count(chunk).await);
+    }
+    assert_eq!(per_chunk.iter().sum::<u64>(), rates_rows, "{per_chunk:?}");
+    let fair = rates_rows / chunks.len() as u64;
+    assert!(
+        per_chunk.iter().all(|rows| *rows <= 2 * fair),
+        "histogram cuts keep chunks near {fair} rows: {per_chunk:?}"
+    );
+    // Equal widths of the same range would not: one chunk takes nearly everything.
+    let even = KeyBounds::even(bounds.low, bounds.high);
+    let even_chunks = plan_table_by_key("run-k", &spec, &shards, &[Some(even)]).unwrap();
+    let mut largest = 0;
+    for chunk in &even_chunks {
+        largest = largest.max(count(chunk).await);
+    }
+    assert!(largest * 10 >= rates_rows * 8, "{largest} of {rates_rows}");
 
     let dir = tempfile::tempdir().unwrap();
     let sink = LocalDirSink::new(dir.path());

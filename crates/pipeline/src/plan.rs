@@ -186,14 +186,59 @@ pub fn plan_table(
     Ok(chunks)
 }
 
+/// A shard's integer chunk key: its smallest and largest non-NULL value, and PostgreSQL's
+/// equal-frequency histogram of it (`pg_stats.histogram_bounds`; empty without statistics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyBounds {
+    pub low: i64,
+    pub high: i64,
+    pub histogram: Vec<i64>,
+}
+
+impl KeyBounds {
+    /// Bounds without a histogram (even cuts).
+    pub fn even(low: i64, high: i64) -> KeyBounds {
+        KeyBounds {
+            low,
+            high,
+            histogram: Vec::new(),
+        }
+    }
+
+    /// Up to `n - 1` increasing cut points inside `(low, high]`: from the histogram when it has
+    /// at least `n` buckets (ranges of about equal rows, whatever the skew), else `[low, high]`
+    /// cut into equal widths.
+    fn cuts(&self, n: usize) -> Vec<i64> {
+        let (low, high) = (self.low, self.high);
+        let buckets = self.histogram.len().saturating_sub(1);
+        let mut cuts: Vec<i64> = if n > 1 && buckets >= n {
+            (1..n).map(|i| self.histogram[i * buckets / n]).collect()
+        } else {
+            // i128: the span of two i64 does not fit an i64.
+            let n = n as i128;
+            let span = i128::from(high) - i128::from(low) + 1;
+            let width = ((span + n - 1) / n).max(1);
+            (1..n)
+                .map_while(|i| i64::try_from(i128::from(low) + i * width).ok())
+                .collect()
+        };
+        cuts.retain(|cut| *cut > low && *cut <= high);
+        cuts.dedup();
+        cuts
+    }
+}
+
 /// The key-range plan of a table with a `chunk_key`: per shard, as many chunks as
-/// [`plan_table`] makes, cutting the shard's `[min, max]` of the key into equal ranges. `bounds`
-/// holds each shard's min and max (`None`: no non-NULL key, one whole chunk).
+/// [`plan_table`] makes, cutting the shard's key at its histogram's quantiles (or its
+/// `[min, max]` into equal ranges when it has no statistics). `bounds` holds each shard's
+/// [`KeyBounds`] (`None`: no non-NULL key, one whole chunk). The first range is open below
+/// (and takes the NULL keys), the last open above, so stale statistics move rows between
+/// chunks but never lose or repeat one.
 pub fn plan_table_by_key(
     run: &str,
     spec: &TableSpec,
     shards: &[(String, TableSize)],
-    bounds: &[Option<(i64, i64)>],
+    bounds: &[Option<KeyBounds>],
 ) -> Result<Vec<Chunk>, String> {
     let column = spec
         .chunk_key
@@ -202,48 +247,36 @@ pub fn plan_table_by_key(
     let by_blocks = plan_table(run, spec, shards)?;
     let mut chunks = Vec::new();
     for ((shard, _), bounds) in shards.iter().zip(bounds) {
-        let n = by_blocks.iter().filter(|c| &c.shard == shard).count() as i128;
+        let n = by_blocks.iter().filter(|c| &c.shard == shard).count();
         let whole = Chunk::whole(run, &spec.name, shard, spec.compression);
-        let Some((low, high)) = *bounds else {
+        let Some(bounds) = bounds else {
             chunks.push(whole);
             continue;
         };
-        // i128: the span of two i64 does not fit an i64.
-        let span = i128::from(high) - i128::from(low) + 1;
-        let width = ((span + n - 1) / n).max(1);
-        let cut = |i: i128| i64::try_from(i128::from(low) + i * width).ok();
-        let mut i = 0;
-        while i < n {
-            let end = if i + 1 < n { cut(i + 1) } else { None };
+        let cuts = bounds.cuts(n);
+        for i in 0..=cuts.len() {
             chunks.push(Chunk {
                 chunk: i as u32,
                 key_range: Some(KeyRange {
                     column: column.clone(),
-                    start: if i == 0 { None } else { cut(i) },
-                    end,
+                    start: i.checked_sub(1).map(|before| cuts[before]),
+                    end: cuts.get(i).copied(),
                 }),
                 ..whole.clone()
             });
-            if end.is_none() || end > Some(high) {
-                // The rest of the key space is empty.
-                if let Some(last) = chunks.last_mut().and_then(|c| c.key_range.as_mut()) {
-                    last.end = None;
-                }
-                break;
-            }
-            i += 1;
         }
     }
     Ok(chunks)
 }
 
-/// The smallest and largest non-NULL value of the integer column `column`; `None` when it has
-/// none. Refuses a column that is not smallint, integer or bigint.
+/// The smallest and largest non-NULL value of the integer column `column` and its histogram
+/// from `pg_stats` (empty when the table was never analysed); `None` when it has no non-NULL
+/// value. Refuses a column that is not smallint, integer or bigint.
 pub async fn key_bounds(
     client: &Client,
     table: &SourceTable,
     column: &str,
-) -> Result<Option<(i64, i64)>, ExtractError> {
+) -> Result<Option<KeyBounds>, ExtractError> {
     let invalid = |message: String| ExtractError::Invalid {
         table: table.qualified(),
         message,
@@ -264,6 +297,7 @@ pub async fn key_bounds(
         )));
     }
     let quoted = crate::extract::quote_ident(column);
+    let source_error = |source| ExtractError::source(&table.qualified(), source);
     let row = client
         .query_one(
             &format!(
@@ -273,9 +307,37 @@ pub async fn key_bounds(
             &[],
         )
         .await
-        .map_err(|source| ExtractError::source(&table.qualified(), source))?;
+        .map_err(source_error)?;
     let (low, high): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
-    Ok(low.zip(high))
+    let Some((low, high)) = low.zip(high) else {
+        return Ok(None);
+    };
+    let histogram: Option<String> = client
+        .query_opt(
+            "SELECT histogram_bounds::text FROM pg_stats \
+             WHERE schemaname = $1 AND tablename = $2 AND attname = $3",
+            &[&table.schema, &table.name, &column],
+        )
+        .await
+        .map_err(source_error)?
+        .and_then(|row| row.get(0));
+    Ok(Some(KeyBounds {
+        low,
+        high,
+        histogram: histogram.map_or_else(Vec::new, |text| parse_histogram(&text)),
+    }))
+}
+
+/// `{1,5,9}` → `[1, 5, 9]`; anything else (or a value that is not an integer) → empty.
+fn parse_histogram(text: &str) -> Vec<i64> {
+    let Some(inner) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) else {
+        return Vec::new();
+    };
+    inner
+        .split(',')
+        .map(|value| value.trim().parse::<i64>())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_default()
 }
 
 /// Every shard gives at least one object, and one import reads at most [`MAX_IMPORT_OBJECTS`].
@@ -383,6 +445,38 @@ mod tests {
     }
 
     #[test]
+    fn histogram_cuts_follow_the_quantiles() {
+        // 100 buckets: 99 of them below 100, one up to a million.
+        let mut histogram: Vec<i64> = (1..=100).collect();
+        histogram.push(1_000_000);
+        let skewed = KeyBounds {
+            low: 1,
+            high: 1_000_000,
+            histogram,
+        };
+        assert_eq!(skewed.cuts(4), [26, 51, 76]);
+        assert_eq!(skewed.cuts(1), Vec::<i64>::new());
+        // Fewer buckets than chunks: equal widths instead.
+        let few = KeyBounds {
+            histogram: vec![1, 5, 1_000_000],
+            ..skewed.clone()
+        };
+        assert_eq!(few.cuts(4), KeyBounds::even(1, 1_000_000).cuts(4));
+        assert_eq!(few.cuts(4), [250_001, 500_001, 750_001]);
+        // Repeated bounds give one cut; cuts at or below the minimum (stale statistics) and
+        // above the maximum are dropped.
+        let stale = KeyBounds {
+            low: 50,
+            high: 60,
+            histogram: vec![1, 7, 7, 7, 55, 55, 99, 200, 300],
+        };
+        assert_eq!(stale.cuts(8), [55]);
+        assert_eq!(parse_histogram("{1,5,-9}"), [1, 5, -9]);
+        assert_eq!(parse_histogram("{1,x}"), Vec::<i64>::new());
+        assert_eq!(parse_histogram(""), Vec::<i64>::new());
+    }
+
+    #[test]
     fn key_ranges_are_contiguous_open_at_both_ends_and_never_overflow() {
         let mut table = spec(Some(1));
         table.chunk_key = Some("hotel_id".into());
@@ -391,7 +485,11 @@ mod tests {
             ("p-02".to_string(), size(300)),
             ("p-03".to_string(), size(0)),
         ];
-        let bounds = [Some((10, 99)), Some((i64::MIN, i64::MAX)), None];
+        let bounds = [
+            Some(KeyBounds::even(10, 99)),
+            Some(KeyBounds::even(i64::MIN, i64::MAX)),
+            None,
+        ];
         let chunks = plan_table_by_key("01RUN", &table, &shards, &bounds).unwrap();
         let ranges: Vec<_> = chunks
             .iter()
