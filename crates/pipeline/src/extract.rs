@@ -22,6 +22,7 @@ use crate::encode::ItemWriter;
 use crate::item::{ColumnKind, ItemMapper, MapError, RowEncoder, RowError, SourceColumn};
 use crate::plan::Chunk;
 use crate::sink::{ObjectSink, ObjectUpload, SinkError};
+use crate::swar::byte_mask;
 
 /// Everything that can stop a chunk.
 #[derive(Debug, thiserror::Error)]
@@ -595,8 +596,7 @@ fn split_plain_copy_line<'l>(line: &'l str, values: &mut Vec<Option<&'l str>>) -
         .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
         .chain([u64::from_le_bytes(tail)]);
     for (n, word) in words.enumerate() {
-        let mut stops = zero_bytes(word ^ (ONES * u64::from(b'\t')))
-            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        let mut stops = byte_mask(word, b'\t') | byte_mask(word, b'\\');
         while stops != 0 {
             let at = n * 8 + (stops.trailing_zeros() / 8) as usize;
             stops &= stops - 1;
@@ -632,14 +632,6 @@ fn push_plain_field<'l>(
         return false;
     }
     true
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-
-/// The high bit of each byte of `word` that is zero (exactly: no borrow between bytes).
-fn zero_bytes(word: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    !(((word & LOW7) + LOW7) | word | LOW7)
 }
 
 /// Splits one line of COPY text format into fields, undoing its escapes: `\N` is NULL, and

@@ -24,5 +24,6 @@ pub mod plan;
 pub mod sample;
 pub mod sink;
 pub mod source;
+mod swar;
 pub mod value;
 pub mod verify;

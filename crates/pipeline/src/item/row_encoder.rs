@@ -20,6 +20,7 @@ use super::{decode_bytea_into, push_iso_timestamp, ColumnKind, ItemMapper, KeyPa
 use crate::digest::{
     encode_value, put_bytes, put_len, put_scanned_number, DigestError, ItemHash, ItemHasher,
 };
+use crate::swar::{byte_mask, ONES};
 use crate::value::{check_dynamodb_number_into, scan_number, AttributeValue, Item};
 
 /// Why a row gives no item: the same errors as the owned path.
@@ -461,21 +462,19 @@ impl RowEncoder<'_> {
                 .rev()
                 .take_while(|digit| **digit == b'0')
                 .count();
+        let (negative, exponent, digits) = match significant {
+            0 => (false, 0, &[][..]),
+            _ => (negative, magnitude.len() as i64, &magnitude[..significant]),
+        };
         self.start(plan, slot);
-        self.line.extend_from_slice(b"{\"N\":");
-        push_quoted(&mut self.line, text);
-        self.line.push(b'}');
-        self.values.push(b'N');
-        if significant == 0 {
-            put_scanned_number(&mut self.values, false, 0, &[]);
-        } else {
-            put_scanned_number(
-                &mut self.values,
-                negative,
-                magnitude.len() as i64,
-                &magnitude[..significant],
-            );
-        }
+        push_number(
+            &mut self.line,
+            &mut self.values,
+            text,
+            negative,
+            exponent,
+            digits,
+        );
         self.end(slot);
         Some(())
     }
@@ -490,12 +489,14 @@ impl RowEncoder<'_> {
         exponent: i64,
     ) {
         self.start(plan, slot);
-        self.line.extend_from_slice(b"{\"N\":");
-        // A scanned number is digits, signs, a point and an exponent: nothing to escape.
-        push_quoted(&mut self.line, text);
-        self.line.push(b'}');
-        self.values.push(b'N');
-        put_scanned_number(&mut self.values, negative, exponent, &self.digits);
+        push_number(
+            &mut self.line,
+            &mut self.values,
+            text,
+            negative,
+            exponent,
+            &self.digits,
+        );
         self.end(slot);
     }
 
@@ -542,6 +543,24 @@ impl RowEncoder<'_> {
     }
 }
 
+/// An `N` attribute's value: `text` in the line, its canonical form (sign, significant digits,
+/// exponent) in the values.
+fn push_number(
+    line: &mut Vec<u8>,
+    values: &mut Vec<u8>,
+    text: &str,
+    negative: bool,
+    exponent: i64,
+    digits: &[u8],
+) {
+    line.extend_from_slice(b"{\"N\":");
+    // A number's text is digits, signs, a point and an exponent: nothing to escape.
+    push_quoted(line, text);
+    line.push(b'}');
+    values.push(b'N');
+    put_scanned_number(values, negative, exponent, digits);
+}
+
 /// `text` as a JSON string, escaped exactly as serde_json escapes it.
 fn push_json_string(out: &mut Vec<u8>, text: &str) {
     if needs_json_escape(text.as_bytes()) {
@@ -581,15 +600,13 @@ fn plain_text_kind(kind: ColumnKind) -> bool {
 /// Whether `bytes` hold a control character, `"` or `\`, eight bytes at a time. (A false
 /// positive would only send the string through serde_json, which writes the same bytes.)
 fn needs_json_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Nonzero exactly when some byte of `v` is below `n` (n <= 128).
     let has_below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH != 0;
-    let has_byte = |v: u64, b: u8| has_below(v ^ (ONES * u64::from(b)), 1);
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        if has_below(v, 0x20) || has_byte(v, b'"') || has_byte(v, b'\\') {
+        if has_below(v, 0x20) || byte_mask(v, b'"') | byte_mask(v, b'\\') != 0 {
             return true;
         }
     }
