@@ -351,11 +351,20 @@ impl RowEncoder<'_> {
         match mapper.columns[index].kind {
             // Integers are not checked when mapped; a bad one fails when hashed (owned path).
             ColumnKind::Integer => self.integer(plan, slot, text)?,
-            ColumnKind::Numeric | ColumnKind::Float => {
-                let (negative, exponent) =
-                    check_dynamodb_number_into(text, &mut self.digits).ok()?;
-                self.scanned_number(plan, slot, text, negative, exponent);
-            }
+            ColumnKind::Numeric | ColumnKind::Float => match PlainDecimal::of(text) {
+                Some(decimal) => {
+                    self.start(plan, slot);
+                    push_number_json(&mut self.line, text);
+                    self.values.push(b'N');
+                    decimal.put_canonical(&mut self.values);
+                    self.end(slot);
+                }
+                None => {
+                    let (negative, exponent) =
+                        check_dynamodb_number_into(text, &mut self.digits).ok()?;
+                    self.scanned_number(plan, slot, text, negative, exponent);
+                }
+            },
             ColumnKind::Bool => {
                 let value = match text {
                     "t" => true,
@@ -553,12 +562,94 @@ fn push_number(
     exponent: i64,
     digits: &[u8],
 ) {
-    line.extend_from_slice(b"{\"N\":");
-    // A number's text is digits, signs, a point and an exponent: nothing to escape.
-    push_quoted(line, text);
-    line.push(b'}');
+    push_number_json(line, text);
     values.push(b'N');
     put_scanned_number(values, negative, exponent, digits);
+}
+
+/// `{"N":"text"}`: a number's text is digits, signs, a point and an exponent, nothing to escape.
+fn push_number_json(line: &mut Vec<u8>, text: &str) {
+    line.extend_from_slice(b"{\"N\":");
+    push_quoted(line, text);
+    line.push(b'}');
+}
+
+/// A number as PostgreSQL prints most numerics and floats: `-`?, an integer part that does not
+/// start with `0`, and maybe `.` and a fraction. Its significant digits are both parts with
+/// trailing zeros dropped, its exponent the integer part's length, so the canonical form is
+/// written without a scan into a buffer.
+#[derive(Debug, PartialEq, Eq)]
+struct PlainDecimal<'t> {
+    negative: bool,
+    exponent: usize,
+    integer: &'t [u8],
+    fraction: &'t [u8],
+}
+
+impl<'t> PlainDecimal<'t> {
+    /// `None` for any other shape (zero, `0.5`, exponents, NaN, `+`, junk) and for more than 38
+    /// integer or significant digits: [`check_dynamodb_number_into`] judges those.
+    fn of(text: &'t str) -> Option<PlainDecimal<'t>> {
+        let (negative, magnitude) = match text.as_bytes() {
+            [b'-', rest @ ..] => (true, rest),
+            all => (false, all),
+        };
+        let point = magnitude
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(magnitude.len());
+        let integer = &magnitude[..point];
+        let fraction = match &magnitude[point..] {
+            [] => &[][..],
+            [b'.', fraction @ ..] if fraction.iter().all(u8::is_ascii_digit) => fraction,
+            _ => return None,
+        };
+        if !matches!(integer.first(), Some(b'1'..=b'9')) {
+            return None;
+        }
+        let trim = |digits: &'t [u8]| {
+            let zeros = digits.iter().rev().take_while(|d| **d == b'0').count();
+            &digits[..digits.len() - zeros]
+        };
+        let fraction = trim(fraction);
+        let exponent = integer.len();
+        let integer = if fraction.is_empty() {
+            trim(integer)
+        } else {
+            integer
+        };
+        // At most 38 integer digits keeps the exponent within DynamoDB's range (and two digits).
+        (exponent <= 38 && integer.len() + fraction.len() <= 38).then_some(PlainDecimal {
+            negative,
+            exponent,
+            integer,
+            fraction,
+        })
+    }
+
+    /// What [`put_scanned_number`] writes for this number.
+    fn put_canonical(&self, out: &mut Vec<u8>) {
+        // At most 38 integer digits (`of`): the exponent has one or two.
+        let (tens, units) = (self.exponent / 10, self.exponent % 10);
+        let length = usize::from(self.negative)
+            + 3
+            + self.integer.len()
+            + self.fraction.len()
+            + 1
+            + usize::from(tens > 0);
+        put_len(out, length);
+        if self.negative {
+            out.push(b'-');
+        }
+        out.extend_from_slice(b"0.");
+        out.extend_from_slice(self.integer);
+        out.extend_from_slice(self.fraction);
+        out.push(b'E');
+        if tens > 0 {
+            out.push(b'0' + tens as u8);
+        }
+        out.push(b'0' + units as u8);
+    }
 }
 
 /// `text` as a JSON string, escaped exactly as serde_json escapes it.
@@ -844,6 +935,61 @@ mod tests {
             let fields: Vec<Option<&str>> = candidates().iter().map(|c| c[0]).collect();
             encoder.encode(&fields[..13]).unwrap();
             assert_eq!(encoder.slow_rows(), 0);
+        }
+    }
+
+    #[test]
+    fn plain_decimals_write_what_the_number_scan_writes() {
+        let nines = "9".repeat(37);
+        let plain = [
+            "1".to_owned(),
+            "10".to_owned(),
+            "100.00".to_owned(),
+            "104.98".to_owned(),
+            "-41.40".to_owned(),
+            "7.0".to_owned(),
+            "-3.5".to_owned(),
+            "5.".to_owned(),
+            "1.000001".to_owned(),
+            format!("{nines}9"),
+            format!("{nines}.5"),
+            format!("1{}", "0".repeat(37)),
+            format!("-{}.{}", "12345".repeat(4), "6789".repeat(4)),
+        ];
+        let other = [
+            "0.5".to_owned(),
+            "0".to_owned(),
+            "-0".to_owned(),
+            "0.00".to_owned(),
+            "00.5".to_owned(),
+            "+5".to_owned(),
+            "1e5".to_owned(),
+            "1.5E-3".to_owned(),
+            "NaN".to_owned(),
+            "-Infinity".to_owned(),
+            "1.2.3".to_owned(),
+            "1-".to_owned(),
+            "-".to_owned(),
+            String::new(),
+            ".5".to_owned(),
+            "12a".to_owned(),
+            "1.5x".to_owned(),
+            format!("{nines}99.5"),
+            format!("1{}", "0".repeat(38)),
+            format!("1{}", "0".repeat(130)),
+        ];
+        let mut digits = Vec::new();
+        for text in &plain {
+            let decimal = PlainDecimal::of(text).unwrap_or_else(|| panic!("{text} is plain"));
+            let (negative, exponent) = check_dynamodb_number_into(text, &mut digits).unwrap();
+            let mut expected = Vec::new();
+            put_scanned_number(&mut expected, negative, exponent, &digits);
+            let mut got = Vec::new();
+            decimal.put_canonical(&mut got);
+            assert_eq!(got, expected, "{text}");
+        }
+        for text in &other {
+            assert_eq!(PlainDecimal::of(text), None, "{text}");
         }
     }
 
