@@ -953,7 +953,8 @@ async fn ferry_bench_extract_ends_with_a_ratio_per_codec() {
     let (database, _client) = ferry_tests::database("bench_extract", "SELECT 1").await;
     let dir = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(ferry_tests::ferry_binary())
-        .args(["bench", "extract", "--rows", "20000", "--database-url"])
+        .args(["bench", "extract", "--rows", "20000", "--rounds", "2"])
+        .arg("--database-url")
         .arg(ferry_tests::postgres_url_for(&database))
         .arg("--work-dir")
         .arg(dir.path())
@@ -968,17 +969,23 @@ async fn ferry_bench_extract_ends_with_a_ratio_per_codec() {
     );
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
-        lines[0].starts_with("rows: 20000, parallelism: "),
+        lines[0].starts_with("rows: 20000, parallelism: ")
+            && lines[0].ends_with("rounds: 2 (figures are medians)"),
         "{stdout}"
     );
+    let mut round_ratios = Vec::new();
     for codec in ["GZIP", "ZSTD"] {
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&format!("{codec}: baseline "))
-                    && l.contains("JSON 3.7 x the COPY text")),
-            "{stdout}"
-        );
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{codec}: baseline ")))
+            .unwrap_or_else(|| panic!("no {codec} line in\n{stdout}"));
+        assert!(line.contains("JSON 3.7 x the COPY text"), "{stdout}");
+        let rounds: Vec<f64> = line
+            .split_once("; ratio per round: ")
+            .map(|(_, list)| list.split(", ").map(|r| r.parse().unwrap()).collect())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(rounds.len(), 2, "{line}");
+        round_ratios.push(rounds);
         assert!(
             lines.iter().any(|l| l
                 .starts_with(&format!("{codec} with the example's full mapping"))
@@ -990,13 +997,20 @@ async fn ferry_bench_extract_ends_with_a_ratio_per_codec() {
         lines.iter().any(|l| l.starts_with("ferry peak memory: ")),
         "{stdout}"
     );
-    for (line, codec) in lines[lines.len() - 2..].iter().zip(["GZIP", "ZSTD"]) {
+    let last = lines[lines.len() - 2..].iter().zip(["GZIP", "ZSTD"]);
+    for ((line, codec), rounds) in last.zip(&round_ratios) {
         let ratio: f64 = line
             .strip_prefix("ratio: ")
             .and_then(|rest| rest.strip_suffix(&format!(" ({codec})")))
             .and_then(|ratio| ratio.parse().ok())
             .unwrap_or_else(|| panic!("{line:?} in\n{stdout}"));
         assert!(ratio > 0.0, "{stdout}");
+        // The ratio is the rounds' median: for two rounds, their mean (each printed rounded).
+        let mean = (rounds[0] + rounds[1]) / 2.0;
+        assert!(
+            (ratio - mean).abs() <= 0.011,
+            "{ratio} vs {rounds:?} in\n{stdout}"
+        );
     }
     // The work directory is left empty.
     assert_eq!(

@@ -3,6 +3,11 @@
 //! plan + extract of the same rows to DynamoDB JSON with the same codec in a local directory,
 //! chunks in parallel on every core. Ratios, never absolute timings, are what to compare.
 //!
+//! Each codec is measured in rounds (default 3): a round runs the baseline and then ferry, so
+//! the two sides of a round's ratio ran minutes apart at most, and the printed ratio is the
+//! median of the rounds' ratios (every round's is printed too). On a shared 2-core machine the
+//! baseline alone moves by a third between runs; one round would report that noise.
+//!
 //! The ratio lines are measured with [`lean_bench_table_spec`] (BaseRate keyed by its key
 //! columns, JSON ≈ 3.7 times the COPY text); the example spec's full mapping
 //! ([`bench_table_spec`], an index key and the key columns repeated, ≈ 6 times) is measured too
@@ -25,6 +30,7 @@ use crate::sink::LocalDirSink;
 /// The benchmark table, shaped like the sample dataset's `base_rate`.
 pub const BENCH_TABLE: &str = "ferry_bench_base_rate";
 pub const DEFAULT_ROWS: u64 = 2_000_000;
+pub const DEFAULT_ROUNDS: u16 = 3;
 
 #[derive(Debug, Clone)]
 pub struct ExtractBenchOptions {
@@ -36,24 +42,74 @@ pub struct ExtractBenchOptions {
     /// Chunks extracted at once; defaults to the number of cores.
     pub parallelism: Option<usize>,
     pub codecs: Vec<Compression>,
+    /// Baseline-then-ferry rounds per codec (at least 1); the ratios are their medians.
+    pub rounds: u16,
+}
+
+/// One round of one codec: the baseline, then ferry with both mappings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Round {
+    pub baseline_rows_per_second: f64,
+    pub ferry_rows_per_second: f64,
+    pub example_ferry_rows_per_second: f64,
+}
+
+impl Round {
+    /// ferry rows/s ÷ baseline rows/s, with the measured mapping ([`lean_bench_table_spec`]).
+    pub fn ratio(&self) -> f64 {
+        self.ferry_rows_per_second / self.baseline_rows_per_second
+    }
+
+    /// The same with the example spec's full BaseRate mapping ([`bench_table_spec`]).
+    pub fn example_ratio(&self) -> f64 {
+        self.example_ferry_rows_per_second / self.baseline_rows_per_second
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CodecResult {
     pub codec: Compression,
-    pub baseline_rows_per_second: f64,
+    pub rounds: Vec<Round>,
     pub baseline_bytes: u64,
-    pub ferry_rows_per_second: f64,
     pub ferry_bytes: u64,
     pub chunks: usize,
     /// DynamoDB JSON bytes per COPY text byte of the measured mapping.
     pub json_per_text: f64,
-    /// ferry rows/s ÷ baseline rows/s, with the measured mapping ([`lean_bench_table_spec`]).
-    pub ratio: f64,
-    /// The same with the example spec's full BaseRate mapping ([`bench_table_spec`]).
-    pub example_ferry_rows_per_second: f64,
     pub example_json_per_text: f64,
-    pub example_ratio: f64,
+}
+
+impl CodecResult {
+    /// The median of the rounds' [`Round::ratio`]: the benchmark's result.
+    pub fn ratio(&self) -> f64 {
+        median(self.rounds.iter().map(Round::ratio))
+    }
+
+    pub fn example_ratio(&self) -> f64 {
+        median(self.rounds.iter().map(Round::example_ratio))
+    }
+
+    pub fn baseline_rows_per_second(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.baseline_rows_per_second))
+    }
+
+    pub fn ferry_rows_per_second(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.ferry_rows_per_second))
+    }
+
+    pub fn example_ferry_rows_per_second(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.example_ferry_rows_per_second))
+    }
+}
+
+/// The middle value (the mean of the middle two for an even count; 0 for none).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -68,22 +124,32 @@ pub struct ExtractBenchReport {
 impl ExtractBenchReport {
     /// The lines `ferry bench extract` prints; one `ratio: X.XX` line per codec.
     pub fn lines(&self) -> Vec<String> {
+        let rounds = self.results.first().map_or(0, |r| r.rounds.len());
         let mut out = vec![format!(
-            "rows: {}, parallelism: {}",
+            "rows: {}, parallelism: {}, rounds: {rounds} (figures are medians)",
             self.rows, self.parallelism
         )];
+        let listed = |ratios: Vec<f64>| {
+            ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for r in &self.results {
             let codec = crate::encode::import_compression_type(r.codec);
             out.push(format!(
-                "{codec}: baseline {:.0} rows/s ({} bytes), ferry {:.0} rows/s ({} bytes, {} chunks, JSON {:.1} x the COPY text)",
-                r.baseline_rows_per_second, r.baseline_bytes, r.ferry_rows_per_second, r.ferry_bytes, r.chunks, r.json_per_text
+                "{codec}: baseline {:.0} rows/s ({} bytes), ferry {:.0} rows/s ({} bytes, {} chunks, JSON {:.1} x the COPY text); ratio per round: {}",
+                r.baseline_rows_per_second(), r.baseline_bytes, r.ferry_rows_per_second(), r.ferry_bytes, r.chunks, r.json_per_text,
+                listed(r.rounds.iter().map(Round::ratio).collect())
             ));
         }
         for r in &self.results {
             let codec = crate::encode::import_compression_type(r.codec);
             out.push(format!(
-                "{codec} with the example's full mapping (index key, key columns repeated; JSON {:.1} x): ferry {:.0} rows/s, ratio {:.2}",
-                r.example_json_per_text, r.example_ferry_rows_per_second, r.example_ratio
+                "{codec} with the example's full mapping (index key, key columns repeated; JSON {:.1} x): ferry {:.0} rows/s, ratio {:.2} (per round: {})",
+                r.example_json_per_text, r.example_ferry_rows_per_second(), r.example_ratio(),
+                listed(r.rounds.iter().map(Round::example_ratio).collect())
             ));
         }
         if let Some(peak) = self.peak_memory_bytes {
@@ -94,7 +160,7 @@ impl ExtractBenchReport {
         }
         for r in &self.results {
             let codec = crate::encode::import_compression_type(r.codec);
-            out.push(format!("ratio: {:.2} ({codec})", r.ratio));
+            out.push(format!("ratio: {:.2} ({codec})", r.ratio()));
         }
         out
     }
@@ -131,24 +197,30 @@ pub async fn extract(options: &ExtractBenchOptions) -> Result<ExtractBenchReport
             .join(crate::encode::import_compression_type(codec));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let (baseline_seconds, baseline_bytes) =
-            baseline(&options.database_url, codec, &dir).await?;
-        let baseline_rate = options.rows as f64 / baseline_seconds;
         let extract = |spec| timed_extract(&config, &client, spec, parallelism, &dir, options.rows);
-        let (lean_rate, lean) = extract(lean_bench_table_spec(codec, 1)).await?;
-        let (example_rate, example) = extract(bench_table_spec(codec, 1)).await?;
+        let mut rounds = Vec::new();
+        let mut last = None;
+        for _ in 0..options.rounds.max(1) {
+            let (baseline_seconds, baseline_bytes) =
+                baseline(&options.database_url, codec, &dir).await?;
+            let (lean_rate, lean) = extract(lean_bench_table_spec(codec, 1)).await?;
+            let (example_rate, example) = extract(bench_table_spec(codec, 1)).await?;
+            rounds.push(Round {
+                baseline_rows_per_second: options.rows as f64 / baseline_seconds,
+                ferry_rows_per_second: lean_rate,
+                example_ferry_rows_per_second: example_rate,
+            });
+            last = Some((baseline_bytes, lean, example));
+        }
+        let (baseline_bytes, lean, example) = last.expect("at least one round");
         results.push(CodecResult {
             codec,
-            baseline_rows_per_second: baseline_rate,
+            rounds,
             baseline_bytes,
-            ferry_rows_per_second: lean_rate,
             ferry_bytes: lean.bytes_out,
             chunks: lean.chunks,
             json_per_text: lean.json_per_text(),
-            ratio: lean_rate / baseline_rate,
-            example_ferry_rows_per_second: example_rate,
             example_json_per_text: example.json_per_text(),
-            example_ratio: example_rate / baseline_rate,
         });
         let _ = std::fs::remove_dir_all(&dir);
     }

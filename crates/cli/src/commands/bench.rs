@@ -17,6 +17,9 @@ pub struct ExtractArgs {
     /// Chunks extracted at once (default: the number of cores).
     #[arg(long)]
     parallelism: Option<usize>,
+    /// Baseline-then-ferry rounds per codec; the printed figures are the rounds' medians.
+    #[arg(long, default_value_t = bench::DEFAULT_ROUNDS, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
     /// Where the baseline and ferry write their files (emptied first).
     #[arg(long, default_value_os_t = std::env::temp_dir().join("ferry-bench-extract"))]
     work_dir: PathBuf,
@@ -31,6 +34,7 @@ pub async fn extract(args: ExtractArgs) -> anyhow::Result<()> {
         work_dir: args.work_dir,
         parallelism: args.parallelism,
         codecs: vec![Compression::Gzip, Compression::Zstd],
+        rounds: args.rounds,
     };
     let report = bench::extract(&options)
         .await
