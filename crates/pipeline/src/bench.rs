@@ -4,7 +4,7 @@
 //! chunks in parallel on every core. Ratios, never absolute timings, are what to compare.
 //!
 //! Each codec is measured in rounds (default 3): a round runs the baseline and then ferry, so
-//! the two sides of a round's ratio ran minutes apart at most, and the printed ratio is the
+//! the two sides of a round's ratio ran seconds apart, and the printed ratio is the
 //! median of the rounds' ratios (every round's is printed too). On a shared 2-core machine the
 //! baseline alone moves by a third between runs; one round would report that noise.
 //!
