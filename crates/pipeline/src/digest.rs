@@ -164,16 +164,29 @@ pub(crate) fn encode_number(
 
 /// [`encode_number`] of a number already scanned by [`scan_number`].
 pub(crate) fn put_scanned_number(out: &mut Vec<u8>, negative: bool, exponent: i64, digits: &[u8]) {
+    put_number_parts(out, negative, exponent, digits, &[]);
+}
+
+/// [`put_scanned_number`] of significant digits given in two pieces, `head` then `tail` (a
+/// plain decimal's integer and fraction digits; both empty for zero).
+pub(crate) fn put_number_parts(
+    out: &mut Vec<u8>,
+    negative: bool,
+    exponent: i64,
+    head: &[u8],
+    tail: &[u8],
+) {
     let length_at = out.len();
     put_len(out, 0);
-    if digits.is_empty() {
+    if head.is_empty() && tail.is_empty() {
         out.push(b'0');
     } else {
         if negative {
             out.push(b'-');
         }
         out.extend_from_slice(b"0.");
-        out.extend_from_slice(digits);
+        out.extend_from_slice(head);
+        out.extend_from_slice(tail);
         out.push(b'E');
         out.extend_from_slice(itoa::Buffer::new().format(exponent).as_bytes());
     }

@@ -18,7 +18,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::{decode_bytea_into, push_iso_timestamp, ColumnKind, ItemMapper, KeyPart, MapError};
 use crate::digest::{
-    encode_value, put_bytes, put_len, put_scanned_number, DigestError, ItemHash, ItemHasher,
+    encode_value, put_bytes, put_len, put_number_parts, DigestError, ItemHash, ItemHasher,
 };
 use crate::swar::{byte_mask, ONES};
 use crate::value::{check_dynamodb_number_into, scan_number, AttributeValue, Item};
@@ -352,13 +352,14 @@ impl RowEncoder<'_> {
             // Integers are not checked when mapped; a bad one fails when hashed (owned path).
             ColumnKind::Integer => self.integer(plan, slot, text)?,
             ColumnKind::Numeric | ColumnKind::Float => match PlainDecimal::of(text) {
-                Some(decimal) => {
-                    self.start(plan, slot);
-                    push_number_json(&mut self.line, text);
-                    self.values.push(b'N');
-                    decimal.put_canonical(&mut self.values);
-                    self.end(slot);
-                }
+                Some(decimal) => self.number_attribute(
+                    plan,
+                    slot,
+                    text,
+                    (decimal.negative, decimal.exponent as i64),
+                    decimal.integer,
+                    decimal.fraction,
+                ),
                 None => {
                     let (negative, exponent) =
                         check_dynamodb_number_into(text, &mut self.digits).ok()?;
@@ -475,16 +476,7 @@ impl RowEncoder<'_> {
             0 => (false, 0, &[][..]),
             _ => (negative, magnitude.len() as i64, &magnitude[..significant]),
         };
-        self.start(plan, slot);
-        push_number(
-            &mut self.line,
-            &mut self.values,
-            text,
-            negative,
-            exponent,
-            digits,
-        );
-        self.end(slot);
+        self.number_attribute(plan, slot, text, (negative, exponent), digits, &[]);
         Some(())
     }
 
@@ -497,15 +489,29 @@ impl RowEncoder<'_> {
         negative: bool,
         exponent: i64,
     ) {
+        let digits = std::mem::take(&mut self.digits);
+        self.number_attribute(plan, slot, text, (negative, exponent), &digits, &[]);
+        self.digits = digits;
+    }
+
+    /// An `N`: `text` in the line, its canonical form (sign, exponent, significant digits
+    /// `head` then `tail`) in the values.
+    fn number_attribute(
+        &mut self,
+        plan: &RowPlan,
+        slot: usize,
+        text: &str,
+        (negative, exponent): (bool, i64),
+        head: &[u8],
+        tail: &[u8],
+    ) {
         self.start(plan, slot);
-        push_number(
-            &mut self.line,
-            &mut self.values,
-            text,
-            negative,
-            exponent,
-            &self.digits,
-        );
+        self.line.extend_from_slice(b"{\"N\":");
+        // A number's text is digits, signs, a point and an exponent: nothing to escape.
+        push_quoted(&mut self.line, text);
+        self.line.push(b'}');
+        self.values.push(b'N');
+        put_number_parts(&mut self.values, negative, exponent, head, tail);
         self.end(slot);
     }
 
@@ -552,28 +558,6 @@ impl RowEncoder<'_> {
     }
 }
 
-/// An `N` attribute's value: `text` in the line, its canonical form (sign, significant digits,
-/// exponent) in the values.
-fn push_number(
-    line: &mut Vec<u8>,
-    values: &mut Vec<u8>,
-    text: &str,
-    negative: bool,
-    exponent: i64,
-    digits: &[u8],
-) {
-    push_number_json(line, text);
-    values.push(b'N');
-    put_scanned_number(values, negative, exponent, digits);
-}
-
-/// `{"N":"text"}`: a number's text is digits, signs, a point and an exponent, nothing to escape.
-fn push_number_json(line: &mut Vec<u8>, text: &str) {
-    line.extend_from_slice(b"{\"N\":");
-    push_quoted(line, text);
-    line.push(b'}');
-}
-
 /// A number as PostgreSQL prints most numerics and floats: `-`?, an integer part that does not
 /// start with `0`, and maybe `.` and a fraction. Its significant digits are both parts with
 /// trailing zeros dropped, its exponent the integer part's length, so the canonical form is
@@ -618,37 +602,13 @@ impl<'t> PlainDecimal<'t> {
         } else {
             integer
         };
-        // At most 38 integer digits keeps the exponent within DynamoDB's range (and two digits).
+        // At most 38 integer digits keeps the exponent within DynamoDB's range.
         (exponent <= 38 && integer.len() + fraction.len() <= 38).then_some(PlainDecimal {
             negative,
             exponent,
             integer,
             fraction,
         })
-    }
-
-    /// What [`put_scanned_number`] writes for this number.
-    fn put_canonical(&self, out: &mut Vec<u8>) {
-        // At most 38 integer digits (`of`): the exponent has one or two.
-        let (tens, units) = (self.exponent / 10, self.exponent % 10);
-        let length = usize::from(self.negative)
-            + 3
-            + self.integer.len()
-            + self.fraction.len()
-            + 1
-            + usize::from(tens > 0);
-        put_len(out, length);
-        if self.negative {
-            out.push(b'-');
-        }
-        out.extend_from_slice(b"0.");
-        out.extend_from_slice(self.integer);
-        out.extend_from_slice(self.fraction);
-        out.push(b'E');
-        if tens > 0 {
-            out.push(b'0' + tens as u8);
-        }
-        out.push(b'0' + units as u8);
     }
 }
 
@@ -723,6 +683,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::digest::put_scanned_number;
     use crate::item::tests::col;
     use crate::item::SourceColumn;
     use crate::value::ItemLine;
@@ -985,7 +946,13 @@ mod tests {
             let mut expected = Vec::new();
             put_scanned_number(&mut expected, negative, exponent, &digits);
             let mut got = Vec::new();
-            decimal.put_canonical(&mut got);
+            put_number_parts(
+                &mut got,
+                decimal.negative,
+                decimal.exponent as i64,
+                decimal.integer,
+                decimal.fraction,
+            );
             assert_eq!(got, expected, "{text}");
         }
         for text in &other {
